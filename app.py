@@ -1,0 +1,21 @@
+"""LLM Scratch Lab: the router. Builds the navigation from ui.nav and draws the shared frame.
+
+The page scripts live in ``views/``, not ``pages/``: Streamlit runs a ``pages/`` folder as a legacy multipage app
+until this script has called ``st.navigation`` once, so deep links on a fresh server would skip this frame.
+"""
+
+import streamlit as st
+
+from ui.frame import sidebar_frame
+from ui.nav import PAGES
+
+st.set_page_config(page_title="LLM Scratch Lab", page_icon=":material/neurology:", layout="wide")
+
+sections: dict[str, list] = {}
+for info in PAGES:
+    page = st.Page(info.path, title=info.title, icon=info.icon, default=info.path == "views/home.py")
+    sections.setdefault(info.section, []).append(page)
+
+current = st.navigation(sections)
+sidebar_frame()
+current.run()

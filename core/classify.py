@@ -1,0 +1,528 @@
+"""Classification fine-tuning, the book's chapter 6: turn a GPT into a spam/ham (or any n-class) classifier.
+
+The recipe: swap the vocabulary-sized output head for a small ``nn.Linear(emb_dim, n_classes)``, freeze
+most of the network, and read the class from the output at ONE token position. The book uses the last
+position because causal attention lets only the last token see the whole message.
+
+Shape legend: B batch, T tokens, C ``emb_dim``, K number of classes.
+
+Example:
+    >>> from core.config import GPTConfig
+    >>> from core.model import GPTModel
+    >>> model = prepare_classifier(GPTModel(GPTConfig.preset("tiny")), n_classes=2, mode="last-block")
+    >>> model.out_head
+    Linear(in_features=64, out_features=2, bias=True)
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from core.errors import LabError
+from core.lora import apply_lora
+
+PAD_TOKEN_ID = 50256  # GPT-2's <|endoftext|>, which the book uses as padding
+Padding = Literal["longest-in-dataset", "per-batch"]
+Mode = Literal["last-block", "all", "lora", "head-only"]
+Position = Literal["last", "first", "last-real"]
+MODES: tuple[str, ...] = ("last-block", "all", "lora", "head-only")
+POSITIONS: tuple[str, ...] = ("last", "first", "last-real")
+
+
+def encode_text(tokenizer: Any, text: str) -> list[int]:
+    """Encode, allowing ``<|endoftext|>`` where the tokenizer supports it (a literal one never crashes)."""
+    try:
+        return list(tokenizer.encode(text, allowed_special={"<|endoftext|>"}))
+    except TypeError:  # tokenizers without special-token options
+        return list(tokenizer.encode(text))
+
+
+# --------------------------------------------------------------------------------------------------- dataset
+class ClassificationDataset(Dataset):
+    """Labelled texts as padded token ids (the book's ``SpamDataset``).
+
+    Args:
+        data: a DataFrame with columns ``text`` and ``label`` (ints 0…K-1 or class names).
+        tokenizer: anything with ``encode(text)``; GPT-2's from ``core.tokenizers.get_tokenizer("gpt2")``.
+        max_length: tokens per example; default the longest encoded text. Never more than ``context_length``:
+            longer texts are truncated and counted in ``n_truncated`` (see ``notes``).
+        pad_token_id: padding id (the book: 50256, ``<|endoftext|>``).
+        context_length: the model's context length, the hard cap for ``max_length``.
+        padding: ``"longest-in-dataset"`` pads every example to ``max_length`` (the book);
+            ``"per-batch"`` pads only to the longest example in each batch (use :attr:`collate_fn`).
+        labels: class names in index order; default the sorted distinct labels (``ham``=0, ``spam``=1 as in
+            the book). Pass the training set's ``label_names`` to the validation and test sets.
+
+    Each item is ``(input_ids (T,), label (), length ())`` where ``length`` counts the real (unpadded) tokens.
+    """
+
+    def __init__(
+        self,
+        data: pd.DataFrame,
+        tokenizer: Any,
+        max_length: int | None = None,
+        pad_token_id: int = PAD_TOKEN_ID,
+        context_length: int = 1024,
+        padding: Padding = "longest-in-dataset",
+        labels: Sequence[str] | None = None,
+    ) -> None:
+        if padding not in ("longest-in-dataset", "per-batch"):
+            raise LabError(f"Unknown padding {padding!r}; choose 'longest-in-dataset' or 'per-batch'.")
+        self.texts = _check_texts(data)
+        self.label_names, self.labels = _map_labels(data["label"].tolist(), labels)
+        self.tokenizer, self.pad_token_id, self.padding = tokenizer, pad_token_id, padding
+        self.notes: list[str] = []
+        encoded = [encode_text(tokenizer, t) for t in self.texts]
+        for i, ids in enumerate(encoded):
+            if not ids:
+                raise LabError(f"Row {i} encodes to no tokens; remove it or give it some text.")
+        longest = max(len(ids) for ids in encoded)
+        if max_length is None:
+            max_length = longest
+        elif isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
+            raise LabError(f"max_length must be a positive whole number, got {max_length!r}.")
+        if max_length > context_length:
+            self.notes.append(
+                f"max_length {max_length} is more than the model's context length {context_length}; "
+                f"using {context_length}."
+            )
+            max_length = context_length
+        self.max_length = max_length
+        self.n_truncated = sum(len(ids) > max_length for ids in encoded)
+        if self.n_truncated:
+            self.notes.append(f"{self.n_truncated} of {len(encoded)} texts were longer than {max_length} "
+                              "tokens and were truncated.")
+        self.encoded = [ids[:max_length] for ids in encoded]
+        self.lengths = [len(ids) for ids in self.encoded]
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ids = self.encoded[i]
+        if self.padding == "longest-in-dataset":
+            ids = ids + [self.pad_token_id] * (self.max_length - len(ids))
+        return torch.tensor(ids), torch.tensor(self.labels[i]), torch.tensor(self.lengths[i])
+
+    @property
+    def collate_fn(self) -> Callable[[list], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """A collate function that pads each batch to its longest example with ``pad_token_id``."""
+        pad = self.pad_token_id
+        return lambda batch: classification_collate(batch, pad)
+
+
+def classification_collate(batch: list, pad_token_id: int = PAD_TOKEN_ID) -> tuple[torch.Tensor, ...]:
+    """Stack ``(ids, label, length)`` items into ``(input_ids (B, T), labels (B,), lengths (B,))``.
+
+    Ids are padded to the batch's longest with ``pad_token_id`` (dynamic padding: fewer wasted positions
+    than the book's padding to the longest text of the whole dataset).
+    """
+    width = max(len(ids) for ids, _, _ in batch)
+    ids = torch.full((len(batch), width), pad_token_id, dtype=torch.long)
+    for row, (seq, _, _) in enumerate(batch):
+        ids[row, : len(seq)] = seq
+    return ids, torch.stack([b[1] for b in batch]), torch.stack([b[2] for b in batch])
+
+
+def make_loader(
+    dataset: ClassificationDataset, batch_size: int = 8, shuffle: bool = False, drop_last: bool = False,
+    seed: int | None = 123,
+) -> DataLoader:
+    """A DataLoader with the dataset's collate function (book: batch 8, shuffle + drop_last to train)."""
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                      collate_fn=dataset.collate_fn, generator=gen, num_workers=0)
+
+
+def _check_texts(data: pd.DataFrame) -> list[str]:
+    if not isinstance(data, pd.DataFrame) or not {"text", "label"} <= set(data.columns):
+        raise LabError("Classification data must be a table with the columns 'text' and 'label'.")
+    if len(data) == 0:
+        raise LabError("The classification data has no rows; load or upload some labelled texts.")
+    texts = data["text"].tolist()
+    for i, t in enumerate(texts):
+        if not isinstance(t, str) or not t.strip():
+            raise LabError(f"Row {i} has an empty text; remove it or fill it in.")
+    return texts
+
+
+def _map_labels(raw: list, names: Sequence[str] | None) -> tuple[list[str], list[int]]:
+    distinct = sorted({str(v) if not _is_int(v) else int(v) for v in raw}, key=str)
+    if names is None:
+        if len(distinct) < 2:
+            raise LabError(f"The data has only one label ({distinct[0]!r}); a classifier needs examples of "
+                           "at least two classes.")
+        if all(_is_int(v) for v in distinct):
+            n = max(distinct) + 1
+            names = [str(k) for k in range(n)]
+        else:
+            names = [str(v) for v in distinct]
+    names = [str(n) for n in names]
+    index = {n: k for k, n in enumerate(names)}
+    out = []
+    for i, v in enumerate(raw):
+        if _is_int(v) and 0 <= int(v) < len(names):
+            out.append(int(v))
+        elif str(v) in index:
+            out.append(index[str(v)])
+        else:
+            raise LabError(f"Row {i} has the label {v!r}, which is not one of {names}; fix it or the labels.")
+    return names, out
+
+
+def _is_int(v: Any) -> bool:
+    """True for Python and NumPy integers (pandas gives the latter), False for bools, floats and strings."""
+    if isinstance(v, bool):
+        return False
+    try:
+        operator.index(v)
+    except TypeError:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------------------------------- model
+def prepare_classifier(
+    model: nn.Module, n_classes: int, mode: Mode = "last-block", lora_rank: int = 8, lora_alpha: float = 16,
+    seed: int = 123,
+) -> nn.Module:
+    """Give ``model`` a K-class head and choose what trains, in place (returns the same model).
+
+    Args:
+        model: a ``GPTModel`` (pretrained weights are what make this work well).
+        n_classes: K, e.g. 2 for spam/ham.
+        mode: ``"last-block"`` (the book: last transformer block + final norm + head train),
+            ``"all"`` (everything trains), ``"head-only"`` (only the new head), or ``"lora"`` (LoRA on every
+            linear layer of the transformer blocks, plus the new head).
+        lora_rank, lora_alpha: LoRA settings for ``mode="lora"``.
+        seed: seed for the new head's initialisation (the same numbers as the book's
+            ``torch.manual_seed(123)``); the global RNG is left alone.
+
+    In ``"lora"`` mode the fresh head trains fully (K·(C+1) numbers). The book's appendix E instead wraps the
+    head with LoRA too; :func:`core.lora.apply_lora` with ``targets="all-linear"`` reproduces that count.
+    """
+    if mode not in MODES:
+        raise LabError(f"Unknown fine-tuning mode {mode!r}; choose one of: {', '.join(MODES)}.")
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+        raise LabError(f"A classifier needs at least 2 classes, got n_classes={n_classes!r}.")
+    emb_dim = model.final_norm.scale.shape[0]
+    w = model.tok_emb.weight
+    model.out_head = _seeded_linear(emb_dim, n_classes, seed).to(device=w.device, dtype=w.dtype)
+    model.requires_grad_(mode == "all")
+    if mode == "last-block":
+        model.trf_blocks[-1].requires_grad_(True)
+        model.final_norm.requires_grad_(True)
+    elif mode == "lora":
+        apply_lora(model, lora_rank, lora_alpha, targets="trf_blocks.*", freeze_base=True)
+    model.out_head.requires_grad_(True)
+    return model
+
+
+def _seeded_linear(n_in: int, n_out: int, seed: int) -> nn.Linear:
+    """``nn.Linear(n_in, n_out)`` with exactly the numbers of ``torch.manual_seed(seed); nn.Linear(...)`` (the
+    book), drawn from a private generator so the global RNG (maybe in use by another thread) is untouched."""
+    layer = nn.Linear(n_in, n_out, device="meta").to_empty(device="cpu")  # no global RNG draw
+    gen = torch.Generator().manual_seed(seed)
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=gen)  # nn.Linear's own recipe, in order
+    bound = 1 / math.sqrt(n_in)
+    nn.init.uniform_(layer.bias, -bound, bound, generator=gen)
+    return layer
+
+
+def trainable_summary(model: nn.Module) -> dict[str, Any]:
+    """What trains, per top-level part (``tok_emb``, ``trf_blocks.0`` … ``out_head``).
+
+    Returns:
+        ``total``, ``trainable``, ``frozen``, ``trainable_pct`` and ``parts``: a list of dicts
+        ``(name, trainable, total)`` in model order.
+    """
+    parts: dict[str, list[int]] = {}
+    for name, p in model.named_parameters():
+        bits = name.split(".")
+        key = ".".join(bits[:2]) if bits[0] == "trf_blocks" else bits[0]
+        entry = parts.setdefault(key, [0, 0])
+        entry[0] += p.numel() if p.requires_grad else 0
+        entry[1] += p.numel()
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {
+        "total": total, "trainable": trainable, "frozen": total - trainable,
+        "trainable_pct": 100.0 * trainable / max(total, 1),
+        "parts": [{"name": k, "trainable": v[0], "total": v[1]} for k, v in parts.items()],
+    }
+
+
+def classify_logits(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    position: Position = "last",
+) -> torch.Tensor:
+    """Class logits (B, K) read at one token position of each sequence.
+
+    Args:
+        input_ids: (B, T) token ids, padded on the right.
+        lengths: (B,) real tokens per row; needed for ``"last-real"`` (default: all T are real).
+        position: ``"last"`` (the book: index -1, which may be padding), ``"first"`` (an ablation: the first
+            token sees only itself), or ``"last-real"`` (the last non-padding token, which has seen exactly
+            the message).
+    """
+    if position not in POSITIONS:
+        raise LabError(f"Unknown token position {position!r}; choose one of: {', '.join(POSITIONS)}.")
+    hidden = model(input_ids, return_hidden=True)  # (B, T, C)
+    b, t, _ = hidden.shape
+    if position == "last":
+        picked = hidden[:, -1]
+    elif position == "first":
+        picked = hidden[:, 0]
+    else:
+        lengths = torch.full((b,), t) if lengths is None else lengths.to(hidden.device)
+        picked = hidden[torch.arange(b, device=hidden.device), lengths.clamp(1, t) - 1]  # (B, C)
+    return model.out_head(picked)  # (B, K): only B positions go through the head, not all B·T
+
+
+def _unpack(batch: Sequence[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, ...]:
+    ids, labels = batch[0].to(device), batch[1].to(device)
+    lengths = batch[2].to(device) if len(batch) > 2 else None
+    return ids, labels, lengths
+
+
+def calc_loss_batch(input_batch, target_batch, model, device=None, lengths=None, position: Position = "last"):
+    """Cross-entropy of one batch (the book's ``calc_loss_batch`` for classification)."""
+    device = device or model.tok_emb.weight.device
+    logits = classify_logits(model, input_batch.to(device), lengths, position)
+    return F.cross_entropy(logits, target_batch.to(device))
+
+
+@torch.no_grad()
+def calc_accuracy_loader(
+    data_loader: DataLoader, model: nn.Module, device=None, num_batches: int | None = None,
+    position: Position = "last",
+) -> float:
+    """Fraction of correct predictions over the first ``num_batches`` batches (all by default)."""
+    device = device or model.tok_emb.weight.device
+    was_training = model.training
+    model.eval()
+    correct = seen = 0
+    for i, batch in enumerate(data_loader):
+        if num_batches is not None and i >= num_batches:
+            break
+        ids, labels, lengths = _unpack(batch, device)
+        pred = classify_logits(model, ids, lengths, position).argmax(dim=-1)
+        correct += int((pred == labels).sum())
+        seen += len(labels)
+    model.train(was_training)
+    return correct / seen if seen else float("nan")
+
+
+@torch.no_grad()
+def calc_loss_loader(
+    data_loader: DataLoader, model: nn.Module, device=None, num_batches: int | None = None,
+    position: Position = "last",
+) -> float:
+    """Mean batch loss over the first ``num_batches`` batches (all by default)."""
+    device = device or model.tok_emb.weight.device
+    was_training = model.training
+    model.eval()
+    losses = []
+    for i, batch in enumerate(data_loader):
+        if num_batches is not None and i >= num_batches:
+            break
+        ids, labels, lengths = _unpack(batch, device)
+        losses.append(float(calc_loss_batch(ids, labels, model, device, lengths, position)))
+    model.train(was_training)
+    return sum(losses) / len(losses) if losses else float("nan")
+
+
+# -------------------------------------------------------------------------------------------------- training
+@dataclass
+class ClassifierResult:
+    """What :func:`train_classifier` returns. ``records`` are plain dicts ready for a DataFrame."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    steps: int = 0
+    examples_seen: int = 0
+    stopped: bool = False
+    elapsed_s: float = 0.0
+
+    @property
+    def final(self) -> dict[str, Any]:
+        """The last record that has accuracies (end of the last epoch)."""
+        with_acc = [r for r in self.records if r["train_acc"] is not None]
+        return with_acc[-1] if with_acc else {}
+
+
+def train_classifier(
+    model: nn.Module,
+    train_loader: DataLoader,
+    val_loader: DataLoader,
+    epochs: int = 5,
+    lr: float = 5e-5,
+    weight_decay: float = 0.1,
+    eval_every: int = 50,
+    eval_batches: int | None = 5,
+    position: Position = "last",
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    stop_event: threading.Event | None = None,
+    seed: int | None = 123,
+    max_steps: int | None = None,
+) -> ClassifierResult:
+    """The book's ``train_classifier_simple``: AdamW over the trainable parameters, losses every
+    ``eval_every`` steps, accuracies at the end of each epoch.
+
+    Each record is ``dict(kind, step, epoch, examples_seen, train_loss, val_loss, train_acc, val_acc,
+    elapsed_s)``; ``kind`` is ``"eval"`` (losses only) or ``"epoch"`` (losses and accuracies), missing values
+    are ``None``. Setting ``stop_event`` ends training after the current step; the result says ``stopped``.
+    Raises LabError if the loss becomes NaN or infinite.
+    """
+    if epochs < 1 or eval_every < 1:
+        raise LabError("epochs and eval_every must be at least 1.")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise LabError("The model has no trainable parameters; call prepare_classifier(...) first.")
+    if seed is not None:
+        torch.manual_seed(seed)  # the book seeds once before training (dropout, shuffling)
+    device = model.tok_emb.weight.device
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    result, start = ClassifierResult(), time.perf_counter()
+
+    def emit(kind: str, epoch: int, with_acc: bool) -> None:
+        record = {
+            "kind": kind, "step": result.steps, "epoch": epoch, "examples_seen": result.examples_seen,
+            "train_loss": calc_loss_loader(train_loader, model, device, eval_batches, position),
+            "val_loss": calc_loss_loader(val_loader, model, device, eval_batches, position),
+            "train_acc": calc_accuracy_loader(train_loader, model, device, eval_batches, position) if with_acc
+            else None,
+            "val_acc": calc_accuracy_loader(val_loader, model, device, eval_batches, position) if with_acc
+            else None,
+            "elapsed_s": time.perf_counter() - start,
+        }
+        result.records.append(record)
+        if on_record is not None:
+            on_record(record)
+
+    done = False
+    for epoch in range(1, epochs + 1):
+        model.train()
+        for batch in train_loader:
+            if stop_event is not None and stop_event.is_set():
+                result.stopped = done = True
+                break
+            ids, labels, lengths = _unpack(batch, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = calc_loss_batch(ids, labels, model, device, lengths, position)
+            if not math.isfinite(loss.item()):
+                what = "NaN" if math.isnan(loss.item()) else "infinite"
+                raise LabError(f"The training loss became {what} at step {result.steps + 1}; lower the "
+                               "learning rate (the book uses 5e-5) or check the data, and start again.")
+            loss.backward()
+            optimizer.step()
+            result.steps += 1
+            result.examples_seen += ids.shape[0]
+            if result.steps == 1 or result.steps % eval_every == 0:
+                emit("eval", epoch, with_acc=False)
+            if max_steps is not None and result.steps >= max_steps:
+                done = True
+                break
+        if result.steps == 0 and not result.stopped:
+            raise LabError("The training loader yielded no batches; use a smaller batch or drop_last=False.")
+        emit("epoch", epoch, with_acc=True)  # also after a stop, so the curves end where training ended
+        if done:
+            break
+    model.eval()
+    result.elapsed_s = time.perf_counter() - start
+    return result
+
+
+# ------------------------------------------------------------------------------------------ evaluate/predict
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, loader: DataLoader, labels: Sequence[str], position: Position = "last",
+) -> dict[str, Any]:
+    """Accuracy, mean loss, a confusion matrix and every prediction.
+
+    Returns:
+        ``accuracy``, ``loss`` (mean per example), ``confusion`` (K×K list, rows = true class, columns =
+        predicted) and ``per_example``: dicts ``(text, label, pred, probs)`` with class names; ``text`` is
+        what the model saw (decoded, truncation included) when the loader's dataset has a tokenizer.
+    """
+    device = model.tok_emb.weight.device
+    was_training = model.training
+    model.eval()
+    k = len(labels)
+    confusion = [[0] * k for _ in range(k)]
+    tokenizer = getattr(loader.dataset, "tokenizer", None)
+    per_example, loss_sum = [], 0.0
+    for batch in loader:
+        ids, target, lengths = _unpack(batch, device)
+        logits = classify_logits(model, ids, lengths, position)  # (B, K)
+        if logits.shape[-1] != k:
+            raise LabError(f"The model predicts {logits.shape[-1]} classes but {k} label names were given.")
+        loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
+        probs = torch.softmax(logits, dim=-1)
+        for row in range(len(target)):
+            t, p = int(target[row]), int(probs[row].argmax())
+            confusion[t][p] += 1
+            n_real = int(lengths[row]) if lengths is not None else ids.shape[1]
+            text = tokenizer.decode(ids[row, :n_real].tolist()) if tokenizer is not None else None
+            per_example.append({"text": text, "label": labels[t], "pred": labels[p],
+                                "probs": [round(float(x), 6) for x in probs[row]]})
+    model.train(was_training)
+    n = len(per_example)
+    if n == 0:
+        raise LabError("The evaluation loader yielded no examples; check the split or set drop_last=False.")
+    correct = sum(confusion[i][i] for i in range(k))
+    return {"accuracy": correct / n, "loss": loss_sum / n, "confusion": confusion, "per_example": per_example}
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    tokenizer: Any,
+    text: str,
+    max_length: int | None = None,
+    labels: Sequence[str] = ("ham", "spam"),
+    position: Position = "last",
+    pad_token_id: int = PAD_TOKEN_ID,
+) -> dict[str, Any]:
+    """Classify one message (the book's ``classify_review``).
+
+    The text is truncated to ``max_length`` (capped at the context length) and, as in the book, padded to
+    ``max_length`` so the last position looks like it did in training.
+
+    Returns:
+        ``label`` (name), ``index``, ``probs`` ({name: probability}), ``n_tokens`` and ``truncated``.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise LabError("The message is empty; type some text to classify.")
+    context = model.pos_emb.weight.shape[0]
+    limit = min(max_length or context, context)
+    ids = encode_text(tokenizer, text)
+    truncated = len(ids) > limit
+    ids = ids[:limit]
+    n_real = len(ids)
+    if max_length is not None:
+        ids = ids + [pad_token_id] * (limit - n_real)
+    was_training = model.training
+    model.eval()
+    device = model.tok_emb.weight.device
+    logits = classify_logits(model, torch.tensor([ids], device=device), torch.tensor([n_real]), position)
+    model.train(was_training)
+    probs = torch.softmax(logits[0], dim=-1).tolist()
+    if len(probs) != len(labels):
+        raise LabError(f"The model predicts {len(probs)} classes but {len(labels)} label names were given.")
+    index = max(range(len(probs)), key=probs.__getitem__)
+    return {"label": labels[index], "index": index, "probs": dict(zip(labels, probs)), "n_tokens": n_real,
+            "truncated": truncated}

@@ -1,0 +1,37 @@
+"""Visit every page in a real browser: it renders, shows no exception or error box, and gets a screenshot."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e.conftest import ARTIFACTS, screenshot, wait_for_app
+from ui.nav import PAGES
+
+EXISTING = list(PAGES)
+TIMINGS: dict[str, float] = {}
+
+
+@pytest.mark.parametrize("info", EXISTING, ids=[p.path for p in EXISTING])
+def test_page_renders_without_errors(server, page, info):
+    slug = info.path.removeprefix("views/").removesuffix(".py")
+    url = server + ("/" if slug == "home" else f"/{slug}")
+    page.goto(url)
+    seconds = wait_for_app(page)
+    # Warm timing: load the page a second time now that caches and imports are warm.
+    page.goto(url)
+    TIMINGS[info.path] = round(wait_for_app(page), 2)
+    screenshot(page, slug)
+    assert page.locator('[data-testid="stException"]').count() == 0, f"{info.path} shows an exception"
+    errors = page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+    assert not errors, f"{info.path} shows an error: {errors}"
+    assert page.locator("h1").first.inner_text().strip() == info.title
+    assert seconds < 60
+
+
+def test_write_timings():
+    """Record first-render times (warm server) for the closing note and the README."""
+    if TIMINGS:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "page_timings.json").write_text(json.dumps(TIMINGS, indent=2))

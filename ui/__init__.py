@@ -1,0 +1,1 @@
+"""Streamlit helpers shared by the pages: caches, session state, widgets and plotly figure builders."""

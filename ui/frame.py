@@ -1,0 +1,58 @@
+"""The shared frame drawn on every page: device badge and the active-model picker in the sidebar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core.config import PRESETS
+from core.device import best_device, describe_device
+from ui.state import RUNS_DIR, active_model_spec, describe_spec, set_active_model
+
+
+def _trained_runs() -> list[str]:
+    if not RUNS_DIR.is_dir():
+        return []
+    runs = [p.parent.name for p in RUNS_DIR.glob("*/model.safetensors")]
+    return sorted(runs, reverse=True)
+
+
+def sidebar_frame() -> None:
+    spec = active_model_spec()
+    with st.sidebar:
+        st.caption(f":material/memory: Device: **{describe_device(best_device())}**")
+        st.caption(f":material/neurology: Active model: **{describe_spec(spec)}**")
+        with st.expander("Change the active model", icon=":material/swap_horiz:"):
+            source = st.radio(
+                "Model source",
+                ["Preset (random init)", "Trained run", "GPT-2 weights file"],
+                index={"preset": 0, "run": 1, "hf": 2}.get(spec["kind"], 0),
+                key="frame_source",
+            )
+            if source.startswith("Preset"):
+                names = list(PRESETS)
+                name = st.selectbox("Preset", names, index=names.index(spec.get("name", "tiny"))
+                                    if spec.get("name") in names else 0, key="frame_preset",
+                                    help="GPT-2 sizes are big: building them at random init takes memory and time.")
+                if st.button("Use this preset", key="frame_use_preset"):
+                    set_active_model({"kind": "preset", "name": name, "seed": 123})
+                    st.rerun()
+            elif source == "Trained run":
+                runs = _trained_runs()
+                if not runs:
+                    st.info("No trained runs yet: train one on the Pretraining page.")
+                else:
+                    run_id = st.selectbox("Run", runs, key="frame_run")
+                    if st.button("Use this run", key="frame_use_run"):
+                        set_active_model({"kind": "run", "run_id": run_id, "runs_dir": str(RUNS_DIR)})
+                        st.rerun()
+            else:
+                path = st.text_input("Path to model.safetensors (or its folder)", key="frame_hf_path")
+                if st.button("Load GPT-2 weights", key="frame_use_hf"):
+                    p = Path(path.strip()).expanduser()
+                    if not path.strip() or not p.exists():
+                        st.error("That path does not exist; give the full path to a GPT-2 model.safetensors file.")
+                    else:
+                        set_active_model({"kind": "hf", "path": str(p)})
+                        st.rerun()

@@ -1,0 +1,60 @@
+"""The app's map: every page, its section, its place in the book's pipeline, and the page after it.
+
+``app.py`` builds the navigation from this list and every page ends with a link to ``next_page``, so the order of
+the journey is defined once, here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    path: str  # relative to the repository root, as st.Page and st.page_link want it
+    title: str
+    icon: str
+    section: str
+    stage: str  # where it sits in the book's pipeline
+    chapter: str
+    summary: str
+
+
+PAGES: tuple[PageInfo, ...] = (
+    PageInfo("views/home.py", "Start here", ":material/home:", "Start", "Overview", "",
+             "The pipeline at a glance and a guided path through it."),
+    PageInfo("views/tokenizer.py", "Tokenizer", ":material/text_fields:", "Text", "1 · Tokenization", "Ch. 2.2–2.5",
+             "Turn text into token ids and back; train your own byte-pair encoding."),
+    PageInfo("views/sampling.py", "Sampling windows", ":material/view_week:", "Text", "2 · Data sampling",
+             "Ch. 2.6", "Cut the token stream into input windows and their shifted targets."),
+    PageInfo("views/embeddings.py", "Embeddings", ":material/scatter_plot:", "Model", "3 · Embeddings",
+             "Ch. 2.7–2.8", "Token and position vectors: what the model actually receives."),
+    PageInfo("views/attention.py", "Attention", ":material/hub:", "Model", "4 · Attention", "Ch. 3",
+             "From plain dot products to causal multi-head attention, step by step."),
+    PageInfo("views/architecture.py", "Architecture", ":material/account_tree:", "Model", "5 · GPT architecture",
+             "Ch. 4", "LayerNorm, GELU, shortcuts and blocks; parameters, memory and FLOPs."),
+    PageInfo("views/pretrain.py", "Pretraining", ":material/monitoring:", "Training", "6 · Pretraining", "Ch. 5",
+             "Train a GPT from scratch and watch the loss fall."),
+    PageInfo("views/generate.py", "Generation", ":material/edit_note:", "Training", "6 · Decoding", "Ch. 5.3",
+             "Temperature, top-k and top-p: how the next token is chosen."),
+    PageInfo("views/lora.py", "LoRA lab", ":material/tune:", "Fine-tuning", "7 · LoRA", "Appendix E",
+             "Low-rank adapters: few trainable parameters, same outputs at init."),
+    PageInfo("views/classify.py", "Classification", ":material/mark_email_unread:", "Fine-tuning",
+             "7 · Classification fine-tuning", "Ch. 6", "Fine-tune a GPT to tell spam from ham."),
+    PageInfo("views/instruct.py", "Instructions", ":material/chat:", "Fine-tuning", "7 · Instruction fine-tuning",
+             "Ch. 7", "Fine-tune a GPT to follow instructions (Alpaca format)."),
+)
+
+
+def page_info(path: str) -> PageInfo:
+    for info in PAGES:
+        if info.path == path:
+            return info
+    raise KeyError(path)
+
+
+def next_page(path: str) -> PageInfo | None:
+    """The page that follows ``path`` on the guided path, or None at the end."""
+    paths = [p.path for p in PAGES]
+    i = paths.index(path)
+    return PAGES[i + 1] if i + 1 < len(PAGES) else None

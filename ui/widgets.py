@@ -1,0 +1,96 @@
+"""Small Streamlit building blocks every page uses: error boundary, code expander, text input, next link."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+
+from core.errors import LabError
+from ui.nav import next_page, page_info
+
+log = logging.getLogger("llm_scratch_lab")
+
+MAX_TEXT_CHARS = 20_000  # beyond this, pages work on a truncated copy and say so
+
+
+@contextmanager
+def guard(what: str = "this step") -> Iterator[None]:
+    """Show bad input as one sentence and unexpected failures without a traceback; the page keeps running.
+
+    Example:
+        with guard("tokenizing"):
+            ids = tok.encode(text)
+    """
+    try:
+        yield
+    except LabError as err:
+        st.error(str(err), icon=":material/error:")
+    except Exception as err:  # noqa: BLE001 - the UI must never show a traceback
+        log.exception("unexpected error in %s", what)
+        st.error(
+            f"Something unexpected went wrong while {what} ({type(err).__name__}: {err}). "
+            "Try other settings; the rest of the app keeps working.",
+            icon=":material/error:",
+        )
+
+
+def show_code(*functions: Callable, label: str = "Show the code") -> None:
+    """An expander with the source of the ``core`` functions that produced what the page shows."""
+    with st.expander(label, icon=":material/code:"):
+        for fn in functions:
+            target = inspect.unwrap(fn)
+            st.caption(f"`{target.__module__}.{target.__qualname__}`")
+            st.code(inspect.getsource(target), language="python")
+
+
+def page_header(path: str, explanation: str) -> None:
+    """Title, the stage's place in the book, and a two-sentence explanation."""
+    info = page_info(path)
+    st.title(info.title)
+    st.caption(f"Stage {info.stage}" + (f" · book {info.chapter}" if info.chapter else ""))
+    st.markdown(explanation)
+
+
+def next_page_link(path: str) -> None:
+    nxt = next_page(path)
+    if nxt is not None:
+        st.divider()
+        st.page_link(nxt.path, label=f"Next: {nxt.title} — {nxt.summary}", icon=":material/arrow_forward:")
+
+
+def text_source(
+    key: str,
+    default: str,
+    label: str = "Text",
+    height: int = 150,
+    max_chars: int = MAX_TEXT_CHARS,
+) -> str:
+    """A text area plus an optional .txt upload; returns the text to use (truncated with a visible note).
+
+    Uploaded bytes must be UTF-8 text; anything else gets one clear sentence and the typed text is used instead.
+    """
+    text = st.text_area(label, value=default, height=height, key=f"{key}_text")
+    upload = st.file_uploader("…or upload a .txt file", type=["txt", "md"], key=f"{key}_upload")
+    if upload is not None:
+        data = upload.getvalue()
+        try:
+            if b"\x00" in data[:4096]:
+                raise UnicodeDecodeError("utf-8", data[:1], 0, 1, "NUL byte")
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            st.error(
+                f"{upload.name} is not a UTF-8 text file (it looks binary or uses another encoding); "
+                "save it as UTF-8 text and upload it again. Using the text box instead."
+            )
+    if len(text) > max_chars:
+        st.info(
+            f"The text has {len(text):,} characters; this page works on the first {max_chars:,} so it stays "
+            "responsive.",
+            icon=":material/content_cut:",
+        )
+        text = text[:max_chars]
+    return text

@@ -1,0 +1,160 @@
+"""Classification fine-tuning (chapter 6): spam or ham, live curves, test accuracy, a confusion matrix, ablations."""
+
+import pandas as pd
+import streamlit as st
+
+from core.classify import MODES, POSITIONS, evaluate, predict, prepare_classifier, train_classifier
+from core.datasets import DATASETS, download, is_available, label_mapping, load_classification, parse_table_upload
+from core.jobs import ACTIVE, JobBusyError, registry
+from ui import finetune_jobs as ft
+from ui.cache import active_model, tokenizer
+from ui.figures_finetune import classify_curves, confusion_figure
+from ui.state import active_model_spec, describe_spec
+from ui.widgets import guard, next_page_link, page_header, show_code
+
+PATH = "views/classify.py"
+RUN, ABLATION = "cls_run_id", "cls_ablation"  # session keys: the run on show, finished runs' results
+MODES_TEXT = {"last-block": "last block + final norm + head (the book)", "all": "all layers",
+              "lora": "LoRA (rank 8) on the blocks + head", "head-only": "only the new head"}
+POS_TEXT = {"last": "last token (the book)", "first": "first token", "last-real": "last real (non-padding) token"}
+SOURCES = {"builtin-spam": DATASETS["builtin-spam"].title, "sms-spam": "SMS Spam Collection (UCI)",
+           "upload": "Upload a CSV/TSV"}
+GUESS = "(guess)"
+
+page_header(
+    PATH,
+    "The book turns a GPT into a spam filter by replacing its 50,257-way output head with a 2-way one and "
+    "training it on labelled messages, reading the prediction at the last token, the only one whose attention "
+    "has seen the whole message. Pick the data and what trains, press **Start**, and watch loss and accuracy.",
+)
+spec = active_model_spec()
+st.caption(f"Model: **{describe_spec(spec)}** (change it in the sidebar). Training uses a copy; the model "
+           "itself never changes.")
+if spec["kind"] == "preset":
+    st.info("This model has random weights, so whatever accuracy it reaches comes from the fine-tuning alone. A "
+            "pretrained model (trained on the Pretraining page, or GPT-2 weights) starts from language it "
+            "already knows and does better.", icon=":material/info:")
+
+source = st.radio("Dataset", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="cls_source")
+df = None
+with guard("loading the data"):
+    if source == "upload":
+        up = st.file_uploader("A table with a header row: one text column, one label column",
+                              type=["csv", "tsv", "txt"], key="cls_upload")
+        if up is not None:
+            cols = [GUESS, *ft.upload_columns(up.getvalue(), up.name)]
+            a, b = st.columns(2)
+            text_col = a.selectbox("Text column", cols, key="cls_text_col")
+            label_col = b.selectbox("Label column", cols, key="cls_label_col")
+            df, info = parse_table_upload(up.getvalue(), up.name, None if text_col == GUESS else text_col,
+                                          None if label_col == GUESS else label_col)
+            st.caption(f"Text column **{info['text_col']}**, label column **{info['label_col']}** "
+                       f"({info['rows']:,} rows; {info['dropped_empty']} empty rows dropped).")
+    else:
+        info = DATASETS[source]
+        st.caption(f"{info.description} {info.size}. Licence: {info.licence}")
+        if is_available(source):
+            df = load_classification(source)
+        elif st.button("Download the SMS Spam Collection", icon=":material/download:", key="cls_download"):
+            slot = st.empty()  # the bar goes away again, whether the download works or not
+            try:
+                bar = slot.progress(0.0, text="Downloading…")
+                download(source, progress=lambda done, total: bar.progress(
+                    min(done / total, 1.0) if total else 0.0, text=f"Downloading… {done / 1024:,.0f} KB"))
+            finally:
+                slot.empty()
+            st.rerun()
+if df is not None:
+    counts = df["label"].value_counts()
+    ids = label_mapping(df)
+    left, right = st.columns([3, 1])
+    left.dataframe(df.head(500), hide_index=True, width="stretch", height=210)
+    right.dataframe(pd.DataFrame({"label": counts.index, "class id": [ids[str(k)] for k in counts.index],
+                                  "messages": counts.values}), hide_index=True, width="stretch")
+    right.caption(f"{len(df):,} messages; labels map to class ids in sorted order.")
+
+st.subheader("Settings")
+c = st.columns(4)
+mode = c[0].selectbox("What trains", MODES, format_func=MODES_TEXT.get, key="cls_mode")
+position = c[1].selectbox("Token read for the class", POSITIONS, format_func=POS_TEXT.get, key="cls_position")
+epochs = int(c[2].number_input("Epochs", 1, 50, 5, key="cls_epochs"))
+max_steps = int(c[3].number_input("Max steps (0 = whole epochs)", 0, 100_000, 0, key="cls_max_steps"))
+c = st.columns(4)
+lr = c[0].select_slider("Learning rate", [1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3], 5e-5, key="cls_lr",
+                        format_func=lambda v: f"{v:g}", help="The book: 5e-5.")
+batch = int(c[1].number_input("Batch size", 1, 64, 8, key="cls_batch"))
+context = active_model().cfg.context_length
+max_len = int(c[2].number_input(f"Max length (0 = longest, ≤ {context})", 0, context, 0, key="cls_max_len"))
+balance = c[3].toggle("Balance the classes (the book)", True, key="cls_balance")
+settings = ft.ClassifySettings(source, mode, position, epochs, max_steps or None, lr, batch, max_len or None, balance)
+
+st.session_state.setdefault(RUN, st.query_params.get("cls_run"))  # the URL keeps the run across a refresh
+snap, result = ft.job_state(st.session_state[RUN], "classify")
+running = snap is not None and snap["status"] in ACTIVE
+b = st.columns([1, 1, 5])
+if b[0].button("Start", type="primary", icon=":material/play_arrow:", disabled=running or df is None,
+               key="cls_start"):
+    with guard("starting the run"):
+        try:
+            job = ft.start_classify_job(active_model(), tokenizer("gpt2"), df, settings)
+            st.session_state[RUN] = st.query_params["cls_run"] = job.run_id
+            st.rerun()
+        except JobBusyError as err:
+            st.warning(str(err), icon=":material/hourglass_top:")
+if b[1].button("Stop training", icon=":material/stop:", disabled=not running, key="cls_stop"):
+    registry().get(snap["run_id"]).stop()
+
+
+@st.fragment(run_every=1.0 if running else None)
+def live() -> None:
+    snap, _ = ft.job_state(st.session_state[RUN], "classify")
+    if snap is None:
+        st.caption("Press **Start** to fine-tune; curves appear here while it trains.")
+        return
+    if snap["status"] == "failed":
+        st.error(snap["message"], icon=":material/error:")
+    else:
+        st.progress(snap["progress"], text=f"{snap['run_id']} · {snap['status']} · {snap['message']}")
+    if snap["records"]:
+        st.plotly_chart(classify_curves(snap["records"]), width="stretch", key="cls_curves")
+    if running and snap["status"] not in ACTIVE:
+        st.rerun()  # the run ended: redraw the whole page with its results
+
+
+live()
+if result is not None and snap["status"] in ("finished", "stopped") and result.details:
+    d, ev = result.details, result.details["evaluation"]
+    st.subheader("Test set")
+    m = st.columns(4)
+    m[0].metric("Test accuracy", f"{ev['accuracy']:.1%}", f"{ev['accuracy'] - d['majority']:+.1%} vs baseline")
+    m[1].metric("Majority-class baseline", f"{d['majority']:.1%}", help=f"Always answer '{d['majority_label']}'.")
+    m[2].metric("Steps · examples seen", f"{d['steps']} · {d['examples_seen']:,}")
+    m[3].metric("Trainable parameters", f"{d['trainable']['trainable']:,}",
+                f"{d['trainable']['trainable_pct']:.1f}% of all", delta_color="off", delta_arrow="off")
+    for note in d["notes"]:
+        st.caption(note)
+    left, right = st.columns([1, 2])
+    left.plotly_chart(confusion_figure(ev["confusion"], d["labels"]), width="stretch", key="cls_confusion")
+    wrong = ft.misclassified(ev)
+    right.markdown(f"**Misclassified test messages** ({len(wrong)} of {len(ev['per_example'])})")
+    right.dataframe(wrong, hide_index=True, width="stretch", height=min(250, 35 * len(wrong) + 38),
+                    column_config={"confidence": st.column_config.NumberColumn(format="percent")})
+    if result.model is not None:
+        text = st.text_input("Type a message to classify", "URGENT: your account is locked. Call 0800 555 0199 "
+                             "now to claim your refund.", key="cls_try")
+        with guard("classifying the message"):
+            p = predict(result.model, tokenizer("gpt2"), text, d["max_length"], d["labels"],
+                        result.settings["position"])
+            st.markdown(f"→ **{p['label']}** · " + " · ".join(f"{k}: {v:.1%}" for k, v in p["probs"].items())
+                        + (" · (truncated)" if p["truncated"] else ""))
+    rows = st.session_state.setdefault(ABLATION, [])
+    if snap["run_id"] not in {r["run"] for r in rows}:
+        rows.append(ft.ablation_row(snap["run_id"], result))
+if st.session_state.get(ABLATION):
+    st.subheader("Ablation table (this session's runs)")
+    pct, num = st.column_config.NumberColumn(format="percent"), st.column_config.NumberColumn(format="localized")
+    st.dataframe(pd.DataFrame(st.session_state[ABLATION]), hide_index=True, width="stretch", column_config={
+        "test accuracy": pct, "majority baseline": pct, "trainable": num,
+        "lr": st.column_config.NumberColumn(format="%.0e")})
+show_code(prepare_classifier, train_classifier, evaluate, predict)
+next_page_link(PATH)

@@ -1,0 +1,149 @@
+"""Instruction fine-tuning (chapter 7): Alpaca prompts, the loss-mask X-ray, before/after responses and scores."""
+
+import streamlit as st
+
+from core.datasets import DATASETS, download, is_available, load_instructions, parse_instruction_upload
+from core.instruct import custom_collate_fn, format_example, generate_responses, score_responses, train_instruct
+from core.jobs import ACTIVE, JobBusyError, registry
+from ui import finetune_jobs as ft
+from ui.cache import active_model, tokenizer
+from ui.figures_finetune import instruct_curves, loss_mask_html
+from ui.state import active_model_spec, describe_spec
+from ui.widgets import guard, next_page_link, page_header, show_code
+
+PATH = "views/instruct.py"
+RUN = "ins_run_id"  # session key: the run on show
+SOURCES = {"builtin-instructions": DATASETS["builtin-instructions"].title,
+           "book-instructions": DATASETS["book-instructions"].title, "upload": "Upload JSON / JSONL"}
+
+page_header(
+    PATH,
+    "Instruction fine-tuning trains on ordinary next-token prediction, but over texts in a fixed template "
+    "(Alpaca: instruction, optional input, response), so the model learns to answer after `### Response:`. "
+    "Padding — and, if you choose, the prompt — is kept out of the loss by setting those targets to -100.",
+)
+spec = active_model_spec()
+st.caption(f"Model: **{describe_spec(spec)}** (change it in the sidebar). Training uses a copy; the model "
+           "itself never changes.")
+if spec["kind"] == "preset":
+    st.info("This model has random weights: a few minutes of fine-tuning teach it the template's shape (it learns "
+            "to stop and to echo the format) but not language. The book starts from pretrained GPT-2 medium.",
+            icon=":material/info:")
+
+source = st.radio("Dataset", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="ins_source")
+records = None
+with guard("loading the data"):
+    if source == "upload":
+        up = st.file_uploader('A JSON list of {"instruction", "input", "output"} records, or JSON lines',
+                              type=["json", "jsonl"], key="ins_upload")
+        if up is not None:
+            records, info = parse_instruction_upload(up.getvalue(), up.name)
+            st.caption(f"{info['records']:,} records ({info['with_input']:,} with an input)"
+                       + (f"; ignored keys: {', '.join(info['ignored_keys'])}" if info["ignored_keys"] else ""))
+    else:
+        info = DATASETS[source]
+        st.caption(f"{info.description} {info.size}. Licence: {info.licence}")
+        if is_available(source):
+            records = load_instructions(source)
+        elif st.button("Download the book's instruction data", icon=":material/download:", key="ins_download"):
+            slot = st.empty()  # the bar goes away again, whether the download works or not
+            try:
+                bar = slot.progress(0.0, text="Downloading…")
+                download(source, progress=lambda done, total: bar.progress(
+                    min(done / total, 1.0) if total else 0.0, text=f"Downloading… {done / 1024:,.0f} KB"))
+            finally:
+                slot.empty()
+            st.rerun()
+
+context = active_model().cfg.context_length
+if records is not None:
+    with guard("preparing the data"):
+        train, val, test, notes = ft.instruction_splits(records)
+        st.caption(f"Split as the book (85 % / 5 % / 10 %): {len(train):,} training, {len(val):,} validation, "
+                   f"{len(test):,} test records. " + " ".join(notes))
+        left, right = st.columns(2)
+        i = int(left.number_input("Example to preview", 0, len(records) - 1, 0, key="ins_example"))
+        left.markdown("**The record**")
+        left.json(records[i])
+        right.markdown("**Rendered with the Alpaca template** (what the model trains on)")
+        right.code(format_example(records[i], i), language=None, wrap_lines=True)
+
+        st.subheader("X-ray of one training batch")
+        mask = st.toggle("Mask the prompt (only the response counts in the loss)", False, key="ins_mask")
+        st.html(loss_mask_html(ft.xray_batch(train, tokenizer("gpt2"), mask, context, n=2)))
+        st.caption(f"The first two training records collated as in training (cut to the model's {context}-token "
+                   "context): each sequence gets one <|endoftext|>, the batch is padded with more of them, and "
+                   "targets are the inputs shifted by one. Hover a token to see the target it predicts.")
+
+st.subheader("Settings")
+c = st.columns(4)
+epochs = int(c[0].number_input("Epochs", 1, 20, 2, key="ins_epochs"))
+max_steps = int(c[1].number_input("Max steps (0 = whole epochs)", 0, 100_000, 30, key="ins_max_steps"))
+lr = c[2].select_slider("Learning rate", [1e-5, 5e-5, 1e-4, 5e-4, 1e-3], 5e-4, key="ins_lr",
+                        format_func=lambda v: f"{v:g}", help="The book: 5e-5 for pretrained GPT-2 medium; a "
+                        "random-init tiny model needs a larger one.")
+batch = int(c[3].number_input("Batch size", 1, 32, 8, key="ins_batch"))
+c = st.columns(4)
+max_len = int(c[0].number_input(f"Max length (≤ {context})", 2, context, context, key="ins_max_len"))
+n_eval = int(c[1].number_input("Test examples to answer", 1, 50, 10, key="ins_n_eval"))
+max_new = int(c[2].number_input("Max new tokens per answer", 1, 256, 32, key="ins_max_new"))
+mask = bool(st.session_state.get("ins_mask", False))
+c[3].caption(f"Prompt masking: **{'on' if mask else 'off'}** (the toggle above the X-ray).")
+settings = ft.InstructSettings(source, epochs, max_steps or None, lr, batch, max_len, mask, n_eval, max_new)
+
+st.session_state.setdefault(RUN, st.query_params.get("ins_run"))  # the URL keeps the run across a refresh
+snap, result = ft.job_state(st.session_state[RUN], "instruct")
+running = snap is not None and snap["status"] in ACTIVE
+b = st.columns([1, 1, 5])
+if b[0].button("Start", type="primary", icon=":material/play_arrow:", disabled=running or records is None,
+               key="ins_start"):
+    with guard("starting the run"):
+        try:
+            job = ft.start_instruct_job(active_model(), tokenizer("gpt2"), records, settings)
+            st.session_state[RUN] = st.query_params["ins_run"] = job.run_id
+            st.rerun()
+        except JobBusyError as err:
+            st.warning(str(err), icon=":material/hourglass_top:")
+if b[1].button("Stop training", icon=":material/stop:", disabled=not running, key="ins_stop"):
+    registry().get(snap["run_id"]).stop()
+
+
+@st.fragment(run_every=1.0 if running else None)
+def live() -> None:
+    snap, _ = ft.job_state(st.session_state[RUN], "instruct")
+    if snap is None:
+        st.caption(f"Press **Start**: the model first answers {n_eval} test prompts, then fine-tunes (curves appear "
+                   "here), then answers them again.")
+        return
+    if snap["status"] == "failed":
+        st.error(snap["message"], icon=":material/error:")
+    else:
+        st.progress(snap["progress"], text=f"{snap['run_id']} · {snap['status']} · {snap['message']}")
+    if snap["records"]:
+        st.plotly_chart(instruct_curves(snap["records"]), width="stretch", key="ins_curves")
+    if running and snap["status"] not in ACTIVE:
+        st.rerun()  # the run ended: redraw the whole page with its results
+
+
+live()
+if result is not None and snap["status"] in ("finished", "stopped") and result.details:
+    d = result.details
+    sb, sa = d["score_before"], d["score_after"]
+    st.subheader(f"Before and after fine-tuning ({sa['n']} test examples, greedy decoding)")
+    m = st.columns(3)
+    vs = {"delta_description": "vs before"}
+    m[0].metric("Exact match", f"{sa['exact_match']:.0%}", f"{sa['exact_match'] - sb['exact_match']:+.0%}", **vs)
+    m[1].metric("Token F1", f"{sa['token_f1']:.2f}", f"{sa['token_f1'] - sb['token_f1']:+.2f}", **vs)
+    m[2].metric("Similarity (heuristic)", f"{sa['similarity']:.2f}", f"{sa['similarity'] - sb['similarity']:+.2f}",
+                help="Character-trigram overlap with the reference: rewards shared wording, not meaning.", **vs)
+    if result.settings["dataset"] != "builtin-instructions":
+        st.caption("The book's answers are free text, so exact match and token F1 are harsh and the similarity is "
+                   "only a **heuristic**: the book scores them with an LLM judge (Llama 3) instead.")
+    text = {c: st.column_config.TextColumn(width="medium") for c in ("instruction", "before", "after")}
+    st.dataframe(ft.responses_table(d), hide_index=True, width="stretch", column_config={
+        **text, "reference": st.column_config.TextColumn(width="small"),
+        "token F1 after": st.column_config.NumberColumn(format="%.2f", width="small")})
+    st.download_button("Download the responses (JSON, the book's format)", d["json"], "instruction-responses.json",
+                       "application/json", icon=":material/download:", key="ins_json")
+show_code(custom_collate_fn, train_instruct, generate_responses, score_responses)
+next_page_link(PATH)
