@@ -6,10 +6,13 @@ until this script has called ``st.navigation`` once, so deep links on a fresh se
 
 import streamlit as st
 
-from ui.frame import sidebar_frame
+from ui.frame import apply_thread_cap, sidebar_frame
 from ui.nav import PAGES
+from ui.state import adopt_demo_secret
 
 st.set_page_config(page_title="LLM Scratch Lab", page_icon=":material/neurology:", layout="wide")
+adopt_demo_secret()  # LLMLAB_DEMO may come from st.secrets on Streamlit Community Cloud
+apply_thread_cap()
 
 sections: dict[str, list] = {}
 for info in PAGES:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import LabError
+from core.limits import current_limits
 from core.runs import default_run_id, validate_run_id
 
 ACTIVE = ("queued", "running")
@@ -124,6 +125,11 @@ class Job:
             self.status, self.started = "running", time.time()
         status, message, outcome, tb, result = "finished", None, None, None, None
         try:
+            threads = current_limits().torch_threads
+            if threads:  # per thread under OpenMP: set it here, in the job's own thread
+                import torch
+
+                torch.set_num_threads(threads)
             result = target(self)
             outcome = getattr(result, "status", None)
             if outcome == "stopped" or (outcome is None and self.stop_event.is_set()):

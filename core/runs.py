@@ -19,8 +19,10 @@ Nothing here uses pickle: tensors are safetensors, everything else JSON.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import socket
 import time
 import uuid
 from collections.abc import Iterable
@@ -114,9 +116,9 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def _atomic(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # inside the try: a file in the way is an OSError too
         write(tmp)
         with open(tmp, "r+b") as f:  # on disk before the rename makes it the real file
             os.fsync(f.fileno())
@@ -125,8 +127,72 @@ def _atomic(path: Path, write: Any) -> None:
         why = err.strerror or err
         raise LabError(f"Could not write {path} ({why}); check the disk space and permissions.") from err
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # the folder itself is gone or is now a file: there is no temporary file to remove
+            pass
     fsync_dir(path.parent)
+
+
+def folder_problem(folder: str | os.PathLike) -> str | None:
+    """Why ``folder`` cannot hold runs, as one sentence, or None when it is (or can become) a folder.
+
+    Only looks, never writes: a path that is a file, or that lies below a file, can never be a folder. Whether
+    the disk has room or allows writing shows when a run starts (see :func:`check_writable`).
+
+    Example:
+        >>> folder_problem("/etc/hostname/runs")  # doctest: +SKIP
+        'The runs folder /etc/hostname/runs cannot be used because /etc/hostname is a file, not a folder; ...'
+    """
+    folder = Path(folder)
+    for part in (folder, *folder.parents):
+        try:
+            if part.is_dir():
+                return None
+            if part.exists() or part.is_symlink():
+                why = "it is a file" if part == folder else f"{part} is a file"
+                return (
+                    f"The runs folder {folder} cannot be used because {why}, not a folder; point LLMLAB_RUNS_DIR "
+                    "(or --runs-dir) at a folder and start again."
+                )
+        except OSError as err:  # e.g. a path component that may not be looked into
+            return (
+                f"The runs folder {folder} cannot be used ({err.strerror or err}); point LLMLAB_RUNS_DIR "
+                "(or --runs-dir) at a folder this user may write to and start again."
+            )
+    return None
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and write (then delete) an empty file in it, so a run that could never save
+    anything is refused before it starts.
+
+    Raises:
+        LabError: one sentence naming the folder and the reason (a file in the way, read-only, no space …).
+    """
+    problem = folder_problem(folder)
+    if problem is not None:
+        raise LabError(problem)
+    probe = folder / f".write-check.{uuid.uuid4().hex[:12]}.tmp"  # the name recover_checkpoint cleans up
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "xb"):
+            pass
+    except OSError as err:
+        raise LabError(
+            f"Cannot write into {folder} ({err.strerror or err}); free some disk space or point LLMLAB_RUNS_DIR "
+            "(or --runs-dir) at a writable folder, then start again."
+        ) from err
+    finally:
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def is_write_failure(err: BaseException) -> bool:
+    """True for the LabError a file write raises when the disk refuses it (full, read-only, a file in the way)."""
+    return isinstance(err, LabError) and isinstance(err.__cause__, OSError)
 
 
 def fsync_dir(folder: Path) -> None:
@@ -155,6 +221,61 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise LabError(f"{path} does not hold a JSON object; the file is damaged.")
     return data
+
+
+# ------------------------------------------------------------------------------------- training process
+def process_tag() -> dict[str, Any]:
+    """Who is writing a run: this process's id, host and start time (kept in run.json as ``"process"``).
+
+    A run.json that says "running" after its process died (a server restart, a SIGKILL) is then recognised as
+    cut off at once, rather than only after it has not been written for a while.
+    """
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started": _process_start(os.getpid())}
+
+
+def process_alive(tag: Any) -> bool | None:
+    """Whether the process a :func:`process_tag` names is still running: True, False, or None when unknown
+    (no tag, another machine, or a system without ``/proc``-style process ids)."""
+    if not isinstance(tag, dict) or os.name != "posix":
+        return None
+    pid, started = tag.get("pid"), tag.get("started")
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**31:
+        return None
+    if tag.get("host") != socket.gethostname():
+        return None  # another machine's process ids say nothing here
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, run by another user
+    except OSError:
+        return None
+    stat = _proc_stat(pid)
+    if stat is not None and stat[0] == "Z":
+        return False  # a zombie: dead, only not yet reaped by its parent
+    now_started = _process_start(pid)
+    if isinstance(started, int) and now_started is not None and now_started != started:
+        return False  # the id now belongs to another process
+    return True
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or None off Linux."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[-1].split()
+
+
+def _process_start(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (field 22 of ``/proc/<pid>/stat``), None if unknown."""
+    fields = _proc_stat(pid)
+    try:
+        return int(fields[19]) if fields else None
+    except (IndexError, ValueError):
+        return None
 
 
 # --------------------------------------------------------------------------------------- optimizer state
@@ -273,11 +394,17 @@ def commit_checkpoint(run_dir: Path, write_model: Any, write_optimizer: Any, sta
         state: the trainer state; must hold ``"step"``. Writing it is the commit point.
     """
     model, optim = run_dir / MODEL_FILE, run_dir / OPTIMIZER_FILE
-    write_model(_next(model))
-    write_optimizer(_next(optim))
-    atomic_write_json(run_dir / STATE_FILE, state)  # commit: from here on the .next files are "the" checkpoint
-    for final in (model, optim):
-        os.replace(_next(final), final)
+    try:
+        write_model(_next(model))
+        write_optimizer(_next(optim))
+        atomic_write_json(run_dir / STATE_FILE, state)  # commit: from here on the .next files are "the" checkpoint
+        for final in (model, optim):
+            os.replace(_next(final), final)
+    except OSError as err:  # e.g. the run folder vanished mid-save; recover_checkpoint sorts out what is left
+        raise LabError(
+            f"Could not save the checkpoint in {run_dir} ({err.strerror or err}); check the disk space and "
+            "permissions."
+        ) from err
     fsync_dir(run_dir)
 
 
@@ -331,6 +458,7 @@ class RunSummary:
         train_loss / val_loss: last recorded losses (None if none).
         model_config / settings: dicts from run.json.
         message: the run's last message (why it stopped, diverged or failed).
+        process: the :func:`process_tag` of the process that last wrote run.json (None in older runs).
     """
 
     run_id: str
@@ -346,6 +474,7 @@ class RunSummary:
     model_config: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     message: str = ""
+    process: Any = None
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:
@@ -363,22 +492,73 @@ def summarize_run(run_dir: Path) -> RunSummary:
     run_id = run_dir.name
     try:
         data = read_run(run_dir)
+        _check_record(data, run_dir / RUN_FILE)
         ckpt_step = data.get("checkpoint_step")
         if ckpt_step is not None:
             _check_checkpoint_files(run_dir)
-        metrics = data["metrics"] if isinstance(data["metrics"], list) else []
+        metrics = data["metrics"]
         last = metrics[-1] if metrics else {}
         val = next((m["val_loss"] for m in reversed(metrics) if m.get("val_loss") is not None), None)
         return RunSummary(
-            run_id=run_id, path=run_dir, status=str(data["status"]), created=str(data.get("created", "")),
+            run_id=run_id, path=run_dir, status=data["status"], created=str(data.get("created", "")),
             step=int(last.get("step", 0)), max_steps=int(data["settings"].get("max_steps", 0)),
             checkpoint_step=ckpt_step, train_loss=last.get("train_loss"), val_loss=val,
             model_config=dict(data["model_config"]), settings=dict(data["settings"]),
-            message=str(data.get("message", "")),
+            message=str(data.get("message") or ""), process=data.get("process"),
         )
     except Exception as err:  # noqa: BLE001 - a listing must show every folder, whatever is inside
         reason = str(err) if isinstance(err, LabError) else f"{type(err).__name__}: {err}"
         return RunSummary(run_id=run_id, path=run_dir, status="broken", reason=reason)
+
+
+MAX_STEP = 10**12  # far beyond any real run (GPT-3 took about 10**5 steps): a bigger step number is damage
+
+
+def _check_record(data: dict[str, Any], path: Path) -> None:
+    """Raise a one-sentence LabError when run.json's fields have types or sizes the trainer never writes."""
+    from core.config import GPTConfig  # validates sizes and names of the model config
+    from core.train_config import TrainSettings
+
+    def bad(what: str, value: Any) -> LabError:
+        return LabError(f"{path} has an impossible {what} ({shown(value)}); the file is damaged.")
+
+    def step_ok(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_STEP
+
+    def loss_ok(value: Any) -> bool:
+        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                 and math.isfinite(value))
+
+    def parsed(what: str, parse: Any, value: Any) -> Any:
+        try:
+            return parse(value)
+        except LabError as err:  # keep what is wrong, drop the advice meant for someone typing a setting
+            raise LabError(f"{path} has an impossible {what} ({str(err).split(';')[0].rstrip('.')}); "
+                           "the file is damaged.") from None
+
+    if data["status"] not in STATUSES:
+        raise bad("status", data["status"])
+    for key in ("model_config", "settings"):
+        if not isinstance(data[key], dict):
+            raise bad(key.replace("_", " "), data[key])
+    data["model_config"] = parsed("model config", GPTConfig.from_dict, data["model_config"]).to_dict()
+    settings = parsed("training setting", TrainSettings.from_dict, data["settings"])
+    if settings.max_steps > MAX_STEP:
+        raise bad("number of steps", settings.max_steps)
+    ckpt = data.get("checkpoint_step")
+    if ckpt is not None and not step_ok(ckpt):
+        raise bad("checkpoint step", ckpt)
+    for key in ("created", "message"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise bad(key, data[key])
+    if not isinstance(data["metrics"], list):
+        raise bad("list of metrics", data["metrics"])
+    for m in data["metrics"]:
+        if not isinstance(m, dict) or not step_ok(m.get("step")):
+            raise bad("metrics entry", m)
+        for key in ("train_loss", "val_loss"):
+            if not loss_ok(m.get(key)):
+                raise bad(key.replace("_", " "), m.get(key))
 
 
 def _check_checkpoint_files(run_dir: Path) -> None:

@@ -10,6 +10,8 @@ The loop is the book's ``train_model_simple``: take a batch, compute the cross-e
 - **checkpoints and exact resume** (files in :mod:`core.runs`): model, AdamW state, step and RNG state, so
   N steps in one go and N/2 + stop + resume + N/2 give bit-identical weights;
 - **a NaN guard**: a non-finite loss or gradient stops the run ("diverged") before it can touch a checkpoint;
+- **disk faults**: a runs folder that cannot take files is refused before training starts; a write that fails
+  mid-run (a full disk) ends the run as "failed" with one sentence, keeping the last committed checkpoint;
 - **a memory check** before the first step (:func:`estimate_training_memory`), and **data parallelism** under
   ``torchrun`` (DDP: each rank takes a contiguous slice of every global batch; the loss shown is the mean over
   ranks, so it equals the single-process loss).
@@ -317,6 +319,8 @@ class Trainer:
             runs.check_run_folder(self.run_dir)  # a linked run folder would make us write (and delete) elsewhere
         if check_memory:
             self._check_memory()
+        if self.run_dir is not None and self.rank == 0:  # a run that could never save is refused before it starts
+            runs.check_writable(self.run_dir if self.run_dir.is_dir() else self.run_dir.parent)
         self.step, self.checkpoint_step, self.elapsed_before = 0, None, 0.0
         self.metrics: list[dict[str, Any]] = []
         self.samples: list[dict[str, Any]] = []
@@ -453,7 +457,9 @@ class Trainer:
         """Train to ``max_steps`` (or until ``stop_event.is_set()``), calling ``on_record`` after every step.
 
         Returns:
-            A :class:`TrainResult`; a diverged run is a result (status ``"diverged"``), not an exception.
+            A :class:`TrainResult`; a diverged run is a result (status ``"diverged"``), not an exception, and so
+            is a run whose files could not be written (a full disk: status ``"failed"``, its message says so, and
+            the last committed checkpoint stays loadable).
         """
         records = []
         for record in self.iter_records(stop_event):
@@ -480,8 +486,8 @@ class Trainer:
             else:
                 runs.set_rng_states(self._rng, self.device)
         self.status, self.start_step, self.t_start = "running", self.step, time.perf_counter()
-        self._write_run()
         try:
+            self._write_run()
             while self.step < s.max_steps:
                 if self._stop_requested(stop_event):
                     self._stop(f"Stopped at step {self.step} of {s.max_steps}")
@@ -498,13 +504,41 @@ class Trainer:
             )
             self._write_run()
         except GeneratorExit:  # the consumer stopped iterating: same as a stop request
-            self._stop(f"Stopped at step {self.step} of {s.max_steps}")
+            try:
+                self._stop(f"Stopped at step {self.step} of {s.max_steps}")
+            except LabError as err:
+                if not runs.is_write_failure(err):
+                    raise
+                self._fail_to_write(err)
             raise
         except Exception as err:
+            if runs.is_write_failure(err):  # a full disk or a vanished folder: stop cleanly, keep the last checkpoint
+                self._fail_to_write(err)
+                return
             self.status = "failed"
             self.message = str(err) if isinstance(err, LabError) else f"Training failed: {type(err).__name__}: {err}"
-            self._write_run()
+            self._try_write_run()
             raise
+
+    def _fail_to_write(self, err: BaseException) -> None:
+        """End the run as "failed" with one sentence saying why the files could not be written and what to do."""
+        cause = err.__cause__
+        why = getattr(cause, "strerror", None) or str(cause or err)
+        keep = (f"resume from its checkpoint at step {self.checkpoint_step}" if self.checkpoint_step
+                else "start the run again")
+        self.status = "failed"
+        self.message = (
+            f"Training stopped at step {self.step} because the run folder {self.run_dir} could not be written "
+            f"({why}); free some disk space or fix the folder, then {keep}."
+        )
+        self._try_write_run()
+
+    def _try_write_run(self) -> None:
+        """Record the final status if the disk lets us; the run's result carries the message either way."""
+        try:
+            self._write_run()
+        except LabError:
+            pass
 
     def _train_step(self) -> MetricRecord | None:
         s, step = self.settings, self.step + 1
@@ -540,11 +574,13 @@ class Trainer:
         self.metrics.append({k: v for k, v in record.to_dict().items() if k != "sample"})
         if sample is not None:
             self.samples.append({"step": step, "text": sample})
-        if self._due(s.checkpoint_every, evaluate and step > 1) and step < s.max_steps:
-            if not self._save():
-                return None
-        if evaluate or sample is not None:
+        save = self._due(s.checkpoint_every, evaluate and step > 1) and step < s.max_steps
+        if save or evaluate or sample is not None:
+            # Before the checkpoint: a process killed right after committing step N must not leave a run.json
+            # whose metrics stop short of N (a resume keeps the metrics up to its step and would leave a gap).
             self._write_run()
+        if save and not self._save():
+            return None
         return record
 
     def _due(self, every: int | None, default: bool) -> bool:
@@ -685,7 +721,8 @@ class Trainer:
             "format": runs.RUN_FORMAT, "run_id": self.run_dir.name, "created": self.created,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), "status": self.status, "message": self.message,
             "step": self.step, "checkpoint_step": self.checkpoint_step, "world_size": self.world,
-            "device": str(self.device), "notes": self.notes, "model_config": self.cfg.to_dict(),
+            "device": str(self.device), "process": runs.process_tag(), "notes": self.notes,
+            "model_config": self.cfg.to_dict(),
             "settings": self.settings.to_dict(), "corpus": self.corpus, "metrics": self.metrics,
             "samples": self.samples,
         })  # fmt: skip

@@ -129,10 +129,12 @@ def test_instruct_tiny_run_end_to_end():
     assert_clean(at)
     assert any("### Response:" in c.value for c in at.code)
     assert at.get("html"), "the loss-mask X-ray is missing"
-    plain = at.get("html")[0].proto.body
-    at.toggle(key="ins_mask").set_value(True).run()
+    assert at.toggle(key="ins_mask").value, "a small model gets the suggested settings: prompt masked"
+    assert at.number_input(key="ins_max_steps").value == 400 and at.select_slider(key="ins_lr").value == 1e-3
+    masked = at.get("html")[0].proto.body
+    at.toggle(key="ins_mask").set_value(False).run()
     assert_clean(at)
-    assert at.get("html")[0].proto.body.count("ignored (-100)") > plain.count("ignored (-100)")
+    assert at.get("html")[0].proto.body.count("ignored (-100)") < masked.count("ignored (-100)")
     at.number_input(key="ins_max_steps").set_value(3)
     at.number_input(key="ins_batch").set_value(2)
     at.number_input(key="ins_n_eval").set_value(2)

@@ -53,6 +53,7 @@ from core.instruct import (
     train_instruct,
 )
 from core.jobs import Job, JobRegistry, registry
+from core.limits import current_limits
 from core.lora import ALL_LINEAR, LoRALinear, apply_lora, lora_parameter_counts, merge_lora
 from core.model import GPTModel
 from core.runs import default_run_id
@@ -275,6 +276,14 @@ def _check_common(epochs: int, max_steps: int | None, lr: float, batch_size: int
         raise LabError(f"The learning rate must be between 0 and 1, got {lr!r}; the book uses 5e-5.")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise LabError(f"The batch size must be at least 1, got {batch_size!r}.")
+    current_limits().check_batch(batch_size)
+
+
+def _check_planned_steps(n_train: int, batch_size: int, epochs: int, max_steps: int | None) -> None:
+    """Refuse a run longer than the hosted-demo cap before it starts (a no-op outside the demo)."""
+    per_epoch = n_train // batch_size if n_train > batch_size else 1  # the train loader drops a ragged last batch
+    planned = per_epoch * epochs if max_steps is None else min(max_steps, per_epoch * epochs)
+    current_limits().check_steps(planned)
 
 
 # ======================================================================================== classification runner
@@ -357,6 +366,7 @@ def start_classify_job(model: GPTModel, tokenizer: Any, df: pd.DataFrame, settin
     run_id = run_id or default_run_id("classify")
     jobs.check_can_start(run_id)
     data = prepare_classification(df, tokenizer, model.cfg.context_length, s)
+    _check_planned_steps(len(data.train), s.batch_size, s.epochs, s.max_steps)
 
     def target(job: Job) -> FinetuneResult:
         job.update(progress=0.0, message="Copying the model and building the classifier…")
@@ -481,6 +491,7 @@ def start_instruct_job(model: GPTModel, tokenizer: Any, records: Sequence[Mappin
     max_length = min(s.max_length or model.cfg.context_length, model.cfg.context_length)
     train_ds, val_ds = InstructionDataset(train, tokenizer, max_length), InstructionDataset(val, tokenizer, max_length)
     notes += train_ds.notes
+    _check_planned_steps(len(train_ds), s.batch_size, s.epochs, s.max_steps)
     entries = test[: s.n_eval]
     refs = [e["output"] for e in entries]
 

@@ -6,9 +6,39 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.config import PRESETS
+from core.config import PRESETS, GPTConfig
 from core.device import best_device, describe_device
-from ui.state import RUNS_DIR, active_model_spec, describe_spec, set_active_model
+from core.errors import LabError
+from core.limits import Limits
+from ui.state import RUNS_DIR, active_model_spec, describe_spec, limits, set_active_model
+
+
+def allowed_presets(caps: Limits) -> list[str]:
+    """The presets a session may build under ``caps`` (all of them outside the hosted demo)."""
+    names = []
+    for name in PRESETS:
+        try:
+            caps.check_model(GPTConfig.preset(name))
+        except LabError:
+            continue
+        names.append(name)
+    return names
+
+
+def apply_thread_cap() -> None:
+    """In the hosted demo, let PyTorch use one thread so a training job leaves a core for everyone's pages."""
+    caps = limits()
+    if caps.torch_threads:
+        import torch
+
+        torch.set_num_threads(caps.torch_threads)
+
+
+def demo_note(caps: Limits) -> None:
+    """The visible note of the hosted-demo caps (sidebar)."""
+    if caps.demo:
+        st.info("**Hosted demo.** To keep the app fast for everyone it allows " + ", ".join(caps.describe())
+                + ". Run it on your own machine for bigger models and longer runs.", icon=":material/cloud:")
 
 
 def _trained_runs() -> list[str]:
@@ -20,18 +50,21 @@ def _trained_runs() -> list[str]:
 
 def sidebar_frame() -> None:
     spec = active_model_spec()
+    caps = limits()
     with st.sidebar:
+        demo_note(caps)
         st.caption(f":material/memory: Device: **{describe_device(best_device())}**")
         st.caption(f":material/neurology: Active model: **{describe_spec(spec)}**")
         with st.expander("Change the active model", icon=":material/swap_horiz:"):
+            sources = ["Preset (random init)", "Trained run"] + (["GPT-2 weights file"] if caps.allow_gpt2 else [])
             source = st.radio(
                 "Model source",
-                ["Preset (random init)", "Trained run", "GPT-2 weights file"],
+                sources,
                 index={"preset": 0, "run": 1, "hf": 2}.get(spec["kind"], 0),
                 key="frame_source",
             )
             if source.startswith("Preset"):
-                names = list(PRESETS)
+                names = allowed_presets(caps)
                 name = st.selectbox("Preset", names, index=names.index(spec.get("name", "tiny"))
                                     if spec.get("name") in names else 0, key="frame_preset",
                                     help="GPT-2 sizes are big: building them at random init takes memory and time.")

@@ -46,6 +46,27 @@ PAGES: tuple[PageInfo, ...] = (
 )
 
 
+# The guided path's suggested settings: what to do on each page and about how long it takes on a 2-core CPU
+# (training times measured with the CLI and bench/instruct_score.py; see the README's performance section).
+GUIDE: dict[str, tuple[int, str]] = {
+    "views/tokenizer.py": (1, "Keep the sample text; compare **gpt2** with **char**, then train your own BPE "
+                              "(vocabulary 512) and read its first merges."),
+    "views/sampling.py": (1, "Context length 8, stride 4: step through a few windows and check that each target is "
+                             "its input shifted by one."),
+    "views/embeddings.py": (1, "Look up a few words; note the shapes of the token, position and summed embeddings."),
+    "views/attention.py": (2, "Follow the four steps on the six-word example, then switch on the causal mask."),
+    "views/architecture.py": (1, "Compare **tiny** with **gpt2-small**: where do the parameters go?"),
+    "views/pretrain.py": (4, "Preset **mini**, built-in stories, 200 steps (about 3 minutes), then **Use this run as "
+                             "the active model**: the samples turn from noise into words."),
+    "views/generate.py": (1, "Generate from your trained model at temperature 0, then 1.5, and compare."),
+    "views/lora.py": (1, "Rank 8 on one layer: see the trainable count fall and the merge check agree."),
+    "views/classify.py": (2, "Built-in spam set, mode **last block**, the default 5 epochs: test accuracy well above "
+                             "the majority baseline."),
+    "views/instruct.py": (3, "Built-in set with the suggested settings (prompt masked, 400 steps): compare the "
+                             "answers and the score before and after."),
+}
+
+
 def page_info(path: str) -> PageInfo:
     for info in PAGES:
         if info.path == path:

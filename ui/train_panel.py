@@ -46,13 +46,26 @@ from core.pretrained import (
     store_gpt2_upload,
     verify_gpt2_file,
 )
-from core.runs import MODEL_FILE, RUN_FILE, default_run_id, list_runs, read_run, run_path
+from core.runs import (
+    MAX_STEP,
+    MODEL_FILE,
+    RUN_FILE,
+    STATE_FILE,
+    default_run_id,
+    folder_problem,
+    list_runs,
+    process_alive,
+    read_json,
+    read_run,
+    run_path,
+)
 from core.stats import flops_per_token, total_parameters
 from core.teaching import format_bytes, format_si
 from core.train import TrainSettings, estimate_training_memory, probe_speed
 from ui import state
 from ui.figures_train import compare_figure, continuation_html, loss_figure, samples_html
-from ui.widgets import guard
+from ui.frame import allowed_presets
+from ui.widgets import guard, uploader
 
 log = logging.getLogger("llm_scratch_lab")
 
@@ -109,6 +122,14 @@ def _gpt2() -> Any:
     return get_tokenizer("gpt2")
 
 
+def check_caps(cfg: GPTConfig, settings: TrainSettings) -> None:
+    """Refuse (LabError) a run above the hosted-demo caps; a no-op outside the demo."""
+    caps = state.limits()
+    caps.check_model(cfg)
+    caps.check_steps(settings.max_steps)
+    caps.check_batch(settings.batch_size)
+
+
 def start_pretraining(
     cfg: GPTConfig,
     settings: TrainSettings,
@@ -123,6 +144,7 @@ def start_pretraining(
     Raises:
         JobBusyError: another job is running. LabError: bad run id, too little text, too little memory….
     """
+    check_caps(cfg, settings)
     tok = tokenizer or _gpt2()
     ids = ids if ids is not None else _encode(corpus.text, tok)
     run_id = run_id.strip()
@@ -145,6 +167,7 @@ def resume_pretraining(
     cfg = GPTConfig.from_dict(data["model_config"])
     changes = {k: v for k, v in (("max_steps", max_steps), ("lr", lr)) if v is not None}
     settings = TrainSettings.from_dict(data["settings"]).replace(**changes)
+    check_caps(cfg, settings)
     corpus = {k: v for k, v in (data.get("corpus") or {}).items() if k in ("source", "title")}
     if not corpus.get("source"):
         raise LabError(f"Run {run_id!r} does not record its corpus, so it cannot be resumed here; use "
@@ -205,12 +228,18 @@ class RunView:
         return max(0, self.max_steps - self.step) / steps_per_s
 
 
-def orphan_status(run_json: Path, now: float | None = None) -> str:
+def orphan_status(run_json: Path, now: float | None = None, process: Any = None) -> str:
     """What a run.json that says "running" means when no job of this app trains it.
 
-    ``"elsewhere"`` if it was written in the last 15 minutes (e.g. ``python -m core pretrain`` is training it),
-    else ``"interrupted"`` (the process that trained it ended without saying so).
+    When run.json names the process that writes it (``process``, see :func:`core.runs.process_tag`) and that
+    process is on this machine: ``"elsewhere"`` while it lives (e.g. ``python -m core pretrain`` is training it),
+    ``"interrupted"`` once it has ended (a server restart, a kill) or when it is this very process, whose job
+    registry does not know the run. Otherwise: ``"elsewhere"`` if run.json was written in the last 15 minutes,
+    else ``"interrupted"``.
     """
+    alive = process_alive(process)
+    if alive is not None:
+        return "elsewhere" if alive and process.get("pid") != os.getpid() else "interrupted"
     try:
         age = (now if now is not None else time.time()) - run_json.stat().st_mtime
     except OSError:
@@ -255,7 +284,9 @@ def dashboard_state(run_id: str, runs_dir: str | Path) -> RunView | None:
     else:
         status, message, active = str(disk["status"]), str(disk.get("message", "")), False
         if status == "running":  # no job of this app trains it
-            status = orphan_status(file)
+            status = orphan_status(file, process=disk.get("process"))
+            if status == "interrupted":  # the committed step, which run.json may not have caught up with
+                ckpt_step = _committed_step(run_dir, ckpt_step)
             if status == "elsewhere":  # e.g. the CLI: follow its run.json (written at every evaluation)
                 active = True
                 message = ("Another process (for example `python -m core pretrain`) is training this run; the "
@@ -274,6 +305,15 @@ def dashboard_state(run_id: str, runs_dir: str | Path) -> RunView | None:
         notes=list((disk or {}).get("notes", [])), checkpoint=model if model.exists() else None,
         checkpoint_step=ckpt_step,
     )  # fmt: skip
+
+
+def _committed_step(run_dir: Path, fallback: int | None) -> int | None:
+    """The step of the run's last committed checkpoint (trainer_state.json), or ``fallback`` if unreadable."""
+    try:
+        step = read_json(run_dir / STATE_FILE).get("step")
+    except LabError:
+        return fallback
+    return step if isinstance(step, int) and not isinstance(step, bool) and 0 < step <= MAX_STEP else fallback
 
 
 def preflight_numbers(n_tokens: int, cfg: GPTConfig, settings: TrainSettings) -> dict[str, Any]:
@@ -385,7 +425,7 @@ def corpus_controls() -> Corpus | None:
                 st.rerun()
         return None
     if choice == "upload":
-        up = st.file_uploader("A UTF-8 text file", type=["txt", "md"], key="pt_upload")
+        up = uploader("A UTF-8 text file", type=["txt", "md"], key="pt_upload")
         if up is None:
             st.caption("Upload a text file to train on (up to 5 MB).")
             return None
@@ -399,7 +439,8 @@ def corpus_controls() -> Corpus | None:
 
 def model_controls() -> GPTConfig | None:
     """A preset (tiny by default) and optional size overrides."""
-    names = list(PRESETS)
+    caps = state.limits()
+    names = allowed_presets(caps)
     preset = st.selectbox("Model preset", names, index=names.index("tiny"), key="pt_preset",
                           format_func=lambda n: f"{n} — {PRESETS[n]['about']}")
     base = PRESETS[preset]["config"]
@@ -407,7 +448,7 @@ def model_controls() -> GPTConfig | None:
     with st.expander(f"Sizes: {base['n_layers']} blocks · {base['emb_dim']} wide · {base['n_heads']} heads · "
                      f"{base['context_length']}-token context (change)", icon=":material/tune:"):
         c = st.columns(4)
-        for col, (name, label, hi) in zip(c, (("context_length", "Context length", 4096),
+        for col, (name, label, hi) in zip(c, (("context_length", "Context length", caps.cap("max_context", 4096)),
                                               ("n_layers", "Layers", 96), ("emb_dim", "Embedding dim", 8192),
                                               ("n_heads", "Heads", 128))):
             value = col.number_input(label, 1, hi, int(base[name]), key=f"pt_{name}_{preset}")
@@ -415,14 +456,18 @@ def model_controls() -> GPTConfig | None:
                 over[name] = int(value)
         st.caption("The vocabulary stays GPT-2's 50,257 ids. Heads must divide the embedding dim.")
     with guard("building the model configuration"):
-        return GPTConfig.preset(preset, **over)
+        cfg = GPTConfig.preset(preset, **over)
+        caps.check_model(cfg)
+        return cfg
     return None
 
 
 def settings_controls() -> TrainSettings | None:
+    caps = state.limits()
     c = st.columns(4)
-    steps = c[0].number_input("Steps", 1, 1_000_000, 200, key="pt_steps", help="Optimizer steps in total.")
-    batch = c[1].number_input("Batch size", 1, 1024, 8, key="pt_batch", help="Windows per step.")
+    steps = c[0].number_input("Steps", 1, caps.cap("max_steps", 1_000_000), 200, key="pt_steps",
+                              help="Optimizer steps in total.")
+    batch = c[1].number_input("Batch size", 1, caps.cap("max_batch", 1024), 8, key="pt_batch", help="Windows per step.")
     lr = c[2].number_input("Learning rate", 1e-6, 100.0, 4e-4, step=1e-4, format="%.1e", key="pt_lr",
                            help="Peak learning rate of AdamW (the book: 4e-4). Try 10 to see the loss explode, "
                            "100 to see it become NaN/inf (the run stops as 'diverged').")
@@ -651,7 +696,8 @@ def _resume_form(view: RunView) -> None:
         st.caption("Resume from the last good checkpoint with a lower learning rate.")
         lr = 4e-4 if lr > 4e-4 else lr / 4
     default = max_steps * 2 if done or view.checkpoint_step >= max_steps else max_steps
-    until = st.number_input("Train until step", view.checkpoint_step + 1, 10_000_000, int(default), key="pt_until")
+    hi = max(view.checkpoint_step + 1, state.limits().cap("max_steps", 10_000_000))
+    until = st.number_input("Train until step", view.checkpoint_step + 1, hi, min(int(default), hi), key="pt_until")
     new_lr = st.number_input("Learning rate", 1e-6, 100.0, lr, format="%.1e", key="pt_resume_lr")
     label = "Continue training" if done else "Resume"
     if st.button(f"{label} from step {view.checkpoint_step:,}", key="pt_resume", type="primary"):
@@ -668,6 +714,10 @@ def _resume_form(view: RunView) -> None:
 
 def runs_section() -> None:
     """Every run in the runs folder (broken ones with their reason) and an overlay of their validation loss."""
+    problem = folder_problem(runs_dir())
+    if problem is not None:
+        st.warning(problem, icon=":material/folder_off:")
+        return
     runs = list_runs(runs_dir())
     if not runs:
         st.caption("No runs yet: start one above. Runs trained with `python -m core pretrain` appear here too.")
@@ -677,7 +727,7 @@ def runs_section() -> None:
     for r in runs:
         status = r.status
         if status == "running" and r.run_id not in active:
-            status = STATUS_LABELS[orphan_status(r.path / RUN_FILE)]
+            status = STATUS_LABELS[orphan_status(r.path / RUN_FILE, process=r.process)]
         cfg = r.model_config
         rows.append({"run": r.run_id, "status": status, "steps": f"{r.step:,} / {r.max_steps:,}" if r.max_steps
                      else "—", "val loss": r.val_loss, "train loss": r.train_loss,
@@ -708,6 +758,11 @@ def runs_section() -> None:
 
 def gpt2_section() -> None:
     """OpenAI's GPT-2 weights: found on disk, downloaded, a local path or an upload → checked → active model."""
+    try:
+        state.limits().check_gpt2()
+    except LabError as err:
+        st.info(str(err), icon=":material/cloud:")
+        return
     size = st.selectbox("GPT-2 size", list(GPT2_SIZES), key="pt_gpt2_size",
                         format_func=lambda s: f"{s} ({GPT2_FILE_SIZES[s]})",
                         on_change=lambda: st.session_state.pop("pt_gpt2_path", None))
@@ -742,7 +797,7 @@ def gpt2_section() -> None:
         limit = st.get_option("server.maxUploadSize")
         st.caption(f"Uploads are limited to {limit} MB (server.maxUploadSize in .streamlit/config.toml): enough "
                    "for a small test model; for GPT-2's 0.5–6.4 GB files give the path instead.")
-        up = st.file_uploader("model.safetensors", type=["safetensors"], key="pt_gpt2_upload")
+        up = uploader("model.safetensors", type=["safetensors"], key="pt_gpt2_upload")
         if up is not None and st.button("Store and check", key="pt_gpt2_store"):
             with guard("storing the upload"):
                 st.session_state["pt_gpt2_path"] = str(store_gpt2_upload(up))

@@ -6,6 +6,7 @@ import inspect
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import streamlit as st
 
@@ -62,6 +63,22 @@ def next_page_link(path: str) -> None:
         st.page_link(nxt.path, label=f"Next: {nxt.title} — {nxt.summary}", icon=":material/arrow_forward:")
 
 
+def uploader(label: str, **kwargs: Any) -> Any:
+    """``st.file_uploader`` with the session's upload cap: the browser refuses bigger files with its own message,
+    and a file that gets through anyway is refused here with one sentence (returns None)."""
+    from ui.state import limits
+
+    caps = limits()
+    up = st.file_uploader(label, max_upload_size=caps.max_upload_mb if caps.demo else None, **kwargs)
+    if up is not None:
+        try:
+            caps.check_upload(up.size, f"file ({up.name})")
+        except LabError as err:
+            st.error(str(err), icon=":material/block:")
+            return None
+    return up
+
+
 def text_source(
     key: str,
     default: str,
@@ -74,7 +91,7 @@ def text_source(
     Uploaded bytes must be UTF-8 text; anything else gets one clear sentence and the typed text is used instead.
     """
     text = st.text_area(label, value=default, height=height, key=f"{key}_text")
-    upload = st.file_uploader("…or upload a .txt file", type=["txt", "md"], key=f"{key}_upload")
+    upload = uploader("…or upload a .txt file", type=["txt", "md"], key=f"{key}_upload")
     if upload is not None:
         data = upload.getvalue()
         try:

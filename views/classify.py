@@ -10,7 +10,7 @@ from ui import finetune_jobs as ft
 from ui.cache import active_model, tokenizer
 from ui.figures_finetune import classify_curves, confusion_figure
 from ui.state import active_model_spec, describe_spec
-from ui.widgets import guard, next_page_link, page_header, show_code
+from ui.widgets import guard, next_page_link, page_header, show_code, uploader
 
 PATH = "views/classify.py"
 RUN, ABLATION = "cls_run_id", "cls_ablation"  # session keys: the run on show, finished runs' results
@@ -39,7 +39,7 @@ source = st.radio("Dataset", list(SOURCES), format_func=SOURCES.get, horizontal=
 df = None
 with guard("loading the data"):
     if source == "upload":
-        up = st.file_uploader("A table with a header row: one text column, one label column",
+        up = uploader("A table with a header row: one text column, one label column",
                               type=["csv", "tsv", "txt"], key="cls_upload")
         if up is not None:
             cols = [GUESS, *ft.upload_columns(up.getvalue(), up.name)]

@@ -9,7 +9,7 @@ from ui import finetune_jobs as ft
 from ui.cache import active_model, tokenizer
 from ui.figures_finetune import instruct_curves, loss_mask_html
 from ui.state import active_model_spec, describe_spec
-from ui.widgets import guard, next_page_link, page_header, show_code
+from ui.widgets import guard, next_page_link, page_header, show_code, uploader
 
 PATH = "views/instruct.py"
 RUN = "ins_run_id"  # session key: the run on show
@@ -25,16 +25,18 @@ page_header(
 spec = active_model_spec()
 st.caption(f"Model: **{describe_spec(spec)}** (change it in the sidebar). Training uses a copy; the model "
            "itself never changes.")
+scratch = spec["kind"] != "hf"  # a small model (random or trained here): settings that teach it in ~2 minutes
 if spec["kind"] == "preset":
-    st.info("This model has random weights: a few minutes of fine-tuning teach it the template's shape (it learns "
-            "to stop and to echo the format) but not language. The book starts from pretrained GPT-2 medium.",
+    st.info("This model has random weights: a couple of minutes of fine-tuning teach it the template (to answer "
+            "after `### Response:` and stop) and the easy tasks (copy a word, answer yes/no or positive/negative), "
+            "not language. The settings below are suggested for that; the book starts from pretrained GPT-2 medium.",
             icon=":material/info:")
 
 source = st.radio("Dataset", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="ins_source")
 records = None
 with guard("loading the data"):
     if source == "upload":
-        up = st.file_uploader('A JSON list of {"instruction", "input", "output"} records, or JSON lines',
+        up = uploader('A JSON list of {"instruction", "input", "output"} records, or JSON lines',
                               type=["json", "jsonl"], key="ins_upload")
         if up is not None:
             records, info = parse_instruction_upload(up.getvalue(), up.name)
@@ -69,7 +71,7 @@ if records is not None:
         right.code(format_example(records[i], i), language=None, wrap_lines=True)
 
         st.subheader("X-ray of one training batch")
-        mask = st.toggle("Mask the prompt (only the response counts in the loss)", False, key="ins_mask")
+        mask = st.toggle("Mask the prompt (only the response counts in the loss)", scratch, key="ins_mask")
         st.html(loss_mask_html(ft.xray_batch(train, tokenizer("gpt2"), mask, context, n=2)))
         st.caption(f"The first two training records collated as in training (cut to the model's {context}-token "
                    "context): each sequence gets one <|endoftext|>, the batch is padded with more of them, and "
@@ -77,19 +79,21 @@ if records is not None:
 
 st.subheader("Settings")
 c = st.columns(4)
-epochs = int(c[0].number_input("Epochs", 1, 20, 2, key="ins_epochs"))
-max_steps = int(c[1].number_input("Max steps (0 = whole epochs)", 0, 100_000, 30, key="ins_max_steps"))
-lr = c[2].select_slider("Learning rate", [1e-5, 5e-5, 1e-4, 5e-4, 1e-3], 5e-4, key="ins_lr",
+epochs = int(c[0].number_input("Epochs", 1, 20, 10 if scratch else 2, key="ins_epochs"))
+max_steps = int(c[1].number_input("Max steps (0 = whole epochs)", 0, 100_000, 400 if scratch else 30,
+                                  key="ins_max_steps"))
+lr = c[2].select_slider("Learning rate", [1e-5, 5e-5, 1e-4, 5e-4, 1e-3], 1e-3 if scratch else 5e-5, key="ins_lr",
                         format_func=lambda v: f"{v:g}", help="The book: 5e-5 for pretrained GPT-2 medium; a "
                         "random-init tiny model needs a larger one.")
 batch = int(c[3].number_input("Batch size", 1, 32, 8, key="ins_batch"))
 c = st.columns(4)
 max_len = int(c[0].number_input(f"Max length (≤ {context})", 2, context, context, key="ins_max_len"))
-n_eval = int(c[1].number_input("Test examples to answer", 1, 50, 10, key="ins_n_eval"))
+n_eval = int(c[1].number_input("Test examples to answer", 1, 50, 40 if scratch else 10, key="ins_n_eval"))
 max_new = int(c[2].number_input("Max new tokens per answer", 1, 256, 32, key="ins_max_new"))
-mask = bool(st.session_state.get("ins_mask", False))
+mask = bool(st.session_state.get("ins_mask", scratch))
 c[3].caption(f"Prompt masking: **{'on' if mask else 'off'}** (the toggle above the X-ray).")
-settings = ft.InstructSettings(source, epochs, max_steps or None, lr, batch, max_len, mask, n_eval, max_new)
+settings = ft.InstructSettings(source, epochs, max_steps or None, lr, batch, max_len, mask, n_eval, max_new,
+                               eval_every=max(5, (max_steps or 100) // 20))
 
 st.session_state.setdefault(RUN, st.query_params.get("ins_run"))  # the URL keeps the run across a refresh
 snap, result = ft.job_state(st.session_state[RUN], "instruct")

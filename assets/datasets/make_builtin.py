@@ -303,10 +303,25 @@ PAST = [("I walk to the shop.", "I walked to the shop."), ("She eats an apple.",
         ("I carry the basket.", "I carried the basket."), ("The cat hides.", "The cat hid."),
         ("They win the game.", "They won the game."), ("She drives to work.", "She drove to work."),
         ("We watch the ships.", "We watched the ships.")]
+QUESTIONS = ["Is the shop open today?", "Where did you leave the keys?", "Can you hear the bells?",
+             "What time does the ferry leave?", "Who baked this bread?", "Is it raining outside?",
+             "Why is the river so high?", "Do you like green tea?", "How far is the station?",
+             "Will the bus be late?", "Did the children enjoy the park?", "Are the apples ripe?",
+             "When does the market close?", "Have you read the letter?", "Which door is open?",
+             "Could you pass the salt?", "Is the soup hot?", "Where do the herons sleep?",
+             "Does the lamp still work?", "Shall we walk to the river?"]
+
+# Tasks whose answer is copied from the input: a small model trained from scratch can learn these in
+# minutes (attention learns to copy), so a short fine-tune shows a clear before/after difference.
+COPY_TASKS = [
+    ("Repeat the text exactly.", lambda s: s),
+    ("What is the first word of the sentence?", lambda s: s.split()[0]),
+    ("What is the last word of the sentence?", lambda s: s.split()[-1].strip(".!?")),
+]
 
 
 def make_instructions(rng: random.Random) -> list[dict[str, str]]:
-    """About 340 short records, scorable by exact match, shuffled so that every split sees every task."""
+    """About 500 short records, scorable by exact match, shuffled so that every split sees every task."""
     recs: list[dict[str, str]] = []
 
     def add(instruction: str, input_: str, output: str) -> None:
@@ -344,6 +359,13 @@ def make_instructions(rng: random.Random) -> list[dict[str, str]]:
         add(rng.choice(["Correct the spelling of the word.", "Fix the spelling mistake."]), wrong, right)
     for present, past in PAST:
         add("Rewrite the sentence in the past tense.", present, past)
+    sentences = REVERSE + UPPER + POSITIVE + NEGATIVE
+    for instruction, answer in COPY_TASKS:
+        for sent in rng.sample(sentences, 40):
+            add(instruction, sent, answer(sent))
+    statements = rng.sample([s for s in POSITIVE + NEGATIVE if not s.endswith("?")], len(QUESTIONS))
+    for text, label in [(q, "yes") for q in QUESTIONS] + [(s, "no") for s in statements]:
+        add("Is this sentence a question? Answer yes or no.", text, label)
     rng.shuffle(recs)
     return recs
 

@@ -102,7 +102,7 @@ DATASETS: dict[str, DatasetInfo] = {
             filename="datasets/instructions_builtin.json",
             description="Short original instruction/input/output records (plurals, opposites, capitals, sums, "
             "sentiment, spelling, past tense…) that can be scored by exact match.",
-            licence=_OWN, size="338 records", loader="load_instructions"),
+            licence=_OWN, size="498 records", loader="load_instructions"),
         DatasetInfo(
             name="book-instructions", title="The book's instruction data", kind="instruction", source="download",
             filename="instruction-data.json", url=f"{_BOOK_REPO}/ch07/01_main-chapter-code/instruction-data.json",
