@@ -206,3 +206,29 @@ def test_demo_refuses_an_upload_over_its_cap_with_one_sentence(demo):
     assert not at.exception
     assert [e.value for e in at.error] == ["That file (big.csv) is 6.4 MB and the limit here is 5 MB; upload a "
                                            "smaller file."]
+
+
+def test_demo_only_the_starter_may_stop_a_run(demo):
+    """Every visitor sees the one running job; in the demo only the session that started it gets Stop."""
+    import time
+
+    from core.jobs import registry
+
+    owner = _page("views/pretrain.py")
+    for key, value in (("pt_steps", 2_000), ("pt_batch", 1), ("pt_eval_every", 1_000), ("pt_sample_every", 0)):
+        owner.number_input(key=key).set_value(value)
+    owner.button(key="pt_start").click().run()
+    try:
+        deadline = time.time() + 60
+        while not [j for j in registry().active() if j.kind == "pretrain"] and time.time() < deadline:
+            time.sleep(0.2)
+        owner.run()
+        assert [b for b in owner.button if b.key == "pt_stop"], "the owner can stop the run"
+        visitor = _page("views/pretrain.py")
+        assert not [b for b in visitor.button if b.key == "pt_stop"]
+        assert any("only they can stop it" in c.value for c in visitor.caption)
+    finally:
+        for job in registry().list():
+            job.stop()
+        for job in registry().list():
+            assert job.wait(60)

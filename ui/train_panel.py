@@ -72,6 +72,7 @@ log = logging.getLogger("llm_scratch_lab")
 EOT = "<|endoftext|>"
 CURRENT = "pt_run"  # session key: the run the dashboard shows
 FLASH = "pt_flash"  # session key: a one-off success message shown after a rerun
+STARTED = "pt_started"  # session key: runs this session started (in the hosted demo only they may be stopped)
 PROMPT = "Every effort moves you"
 MAX_DOWNLOAD_BYTES = 200 * 2**20  # checkpoints above this are not offered through the browser
 STATUS_LABELS = {
@@ -565,6 +566,7 @@ def start_controls(cfg: GPTConfig | None, settings: TrainSettings | None, corpus
         st.error(f"Could not start the run ({type(err).__name__}: {err}).", icon=":material/error:")
     else:
         st.session_state[CURRENT] = job.run_id
+        st.session_state[STARTED] = [*st.session_state.get(STARTED, ()), job.run_id]
         st.session_state["pt_idn"] = n + 1
         st.rerun()
 
@@ -640,7 +642,12 @@ def _dashboard_body(view: RunView) -> None:
         st.warning(f"The loss ({view.train_loss:,.1f}) is far above a uniform guess (ln({vocab:,}) = "
                    f"{math.log(vocab):.2f}): the learning rate is probably too high; consider stopping.",
                    icon=":material/trending_up:")
-    if view.active and view.status != "elsewhere" and st.button("Stop training", key="pt_stop", icon=":material/stop:"):
+    # In the hosted demo every visitor sees the one running job; only the session that started it may stop it.
+    mine = not state.limits().demo or view.run_id in st.session_state.get(STARTED, ())
+    if view.active and view.status != "elsewhere" and not mine:
+        st.caption("Another visitor started this run; only they can stop it. It ends at its step limit.")
+    elif view.active and view.status != "elsewhere" and st.button("Stop training", key="pt_stop",
+                                                                  icon=":material/stop:"):
         job = registry().get(view.run_id)
         if job is not None:
             job.stop()
@@ -709,6 +716,7 @@ def _resume_form(view: RunView) -> None:
             st.error(str(err), icon=":material/error:")
         else:
             st.session_state[CURRENT] = view.run_id
+            st.session_state[STARTED] = [*st.session_state.get(STARTED, ()), view.run_id]
             st.rerun()
 
 
