@@ -5,6 +5,9 @@ always a sentence a learner can act on: what is wrong, and what to do about it. 
 
 - :func:`shown` puts a value a user gave into such a sentence without letting it grow the sentence: a 1 MB run
   id or a 5,000-digit number is cut to a short, readable ``repr``.
+- :func:`check_int`, :func:`check_number` and :func:`check_choice` are the one place a size, a rate or a name
+  given by a caller is checked: bools, text, ``None``, NaN and numbers out of range all become one sentence
+  ``"<name> must be …, got <value>; <fix>."`` (or ``"Unknown <name> …; choose one of: …."``).
 - :func:`parse_json_safely` is ``json.loads`` for text from files and uploads: every way untrusted JSON can
   fail (syntax, 100,000 nested brackets, a number of more than 4,300 digits, bytes that are not UTF-8) becomes
   one ``LabError`` sentence instead of a ``RecursionError`` or a bare ``ValueError``.
@@ -14,10 +17,17 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import operator
+from collections.abc import Iterable
 from typing import Any
 
 SHOWN_LIMIT = 60
 """How many characters of a user's value an error message quotes at most (see :func:`shown`)."""
+
+
+MAX_INT = 2**63 - 1
+"""The largest whole number :func:`check_int` accepts when no ``high`` is given (what a tensor index can hold)."""
 
 
 class LabError(ValueError):
@@ -49,6 +59,131 @@ def shown(value: Any, limit: int = SHOWN_LIMIT) -> str:
     except Exception:  # noqa: BLE001 - a hostile __repr__ (or an int over the digit limit) must not escape
         return f"a {type(value).__name__} value"
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _ending(value: Any, fix: str) -> str:
+    """``", got <value>; <fix>."``: how every checker's sentence ends (no ``; …`` when ``fix`` is empty)."""
+    return f", got {shown(value)}; {fix}." if fix else f", got {shown(value)}."
+
+
+def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None, fix: str = "") -> int:
+    """``value`` as a plain ``int`` in ``[low, high]``, else one :class:`LabError` sentence naming ``name``.
+
+    Accepts Python and NumPy integers (anything with ``__index__``). Refuses bools (``True`` is an int in Python
+    but never a sensible size), floats (even ``4.0``), text, ``None``, and, when ``high`` is None, numbers above
+    :data:`MAX_INT` (``10**5000`` is quoted by its length, see :func:`shown`).
+
+    Args:
+        value: what the caller gave.
+        name: how the sentence names it, e.g. ``"batch_size"`` or ``"The LoRA rank"``.
+        low: the smallest value allowed (None: no lower bound).
+        high: the largest value allowed (None: :data:`MAX_INT`).
+        fix: what the user should do, without the final full stop (e.g. ``"try 8 or 16"``).
+
+    Returns:
+        ``int(value)``.
+
+    Example:
+        >>> check_int(3, "stride", low=1)
+        3
+        >>> check_int(0, "stride", low=1, fix="try 128")
+        Traceback (most recent call last):
+        core.errors.LabError: stride must be a positive whole number, got 0; try 128.
+        >>> check_int(1.5, "seed")
+        Traceback (most recent call last):
+        core.errors.LabError: seed must be a whole number, got 1.5.
+    """
+    try:
+        if isinstance(value, bool) or type(value).__name__ == "bool_":  # NumPy's bool has __index__ too
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        raise LabError(f"{name} must be a whole number" + _ending(value, fix)) from None
+    if low is not None and number < low:
+        bound = "a positive whole number" if low == 1 else f"a whole number of at least {low:,}"
+        raise LabError(f"{name} must be {bound}" + _ending(number, fix))
+    limit = MAX_INT if high is None else high
+    if number > limit:
+        raise LabError(f"{name} must be at most {limit:,}" + _ending(number, fix))
+    return int(number)
+
+
+def _range_words(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    """The allowed range in words: ``"between 0 and 1 (exclusive of 1)"``, ``"a positive number"``, ``"0 or more"``."""
+    if low is not None and high is not None:
+        excluded = [str(b) for b, is_open in ((low, low_open), (high, high_open)) if is_open]
+        note = {0: "", 1: f" (exclusive of {''.join(excluded)})", 2: " (exclusive of both)"}[len(excluded)]
+        return f"between {low} and {high}{note}"
+    if low is not None:
+        if low_open:
+            return "a positive number" if low == 0 else f"more than {low}"
+        return f"{low} or more"
+    if high is not None:
+        return f"less than {high}" if high_open else f"at most {high}"
+    return "a finite number"
+
+
+def check_number(value: Any, name: str, *, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, high_open: bool = False, fix: str = "") -> float:
+    """``value`` as a ``float`` inside a range, else one :class:`LabError` sentence naming ``name``.
+
+    Accepts ints and floats (NumPy's too); refuses bools, text, ``None``, NaN, infinities and ints too large for
+    a float (``10**400``). Bounds are inclusive unless ``low_open`` / ``high_open`` is set.
+
+    Example:
+        >>> check_number(0.1, "drop_rate", low=0, high=1, high_open=True)
+        0.1
+        >>> check_number(1, "drop_rate", low=0, high=1, high_open=True)
+        Traceback (most recent call last):
+        core.errors.LabError: drop_rate must be between 0 and 1 (exclusive of 1), got 1.
+        >>> check_number(-2, "alpha", low=0, low_open=True, fix="try 16")
+        Traceback (most recent call last):
+        core.errors.LabError: alpha must be a positive number, got -2; try 16.
+    """
+    words = _range_words(low, high, low_open, high_open)
+    try:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError
+        number = float(value)
+    except (TypeError, OverflowError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        words = "a finite number" if low is None and high is None else f"a finite number {words}"
+        raise LabError(f"{name} must be {words}" + _ending(value, fix))
+    too_low = low is not None and (number <= low if low_open else number < low)
+    too_high = high is not None and (number >= high if high_open else number > high)
+    if too_low or too_high:
+        raise LabError(f"{name} must be {words}" + _ending(value, fix))
+    return number
+
+
+def check_choice(value: Any, name: str, choices: Iterable[str], *, fold: bool = False, fix: str = "") -> str:
+    """``value`` if it is one of ``choices`` (a tuple, list or the keys of a dict), else one :class:`LabError`.
+
+    Safe for any value: a 1 MB string is quoted short, an unhashable list is simply not a choice.
+
+    Args:
+        value: what the caller gave.
+        name: what kind of thing it names, e.g. ``"tokenizer"`` → ``"Unknown tokenizer 'x'; …"``.
+        choices: the allowed values, in the order the sentence lists them.
+        fold: compare text with surrounding blanks removed and in lower case (``" GPT2 "`` → ``"gpt2"``).
+        fix: replaces the default ``"choose one of: a, b"`` ending.
+
+    Returns:
+        The matching choice.
+
+    Example:
+        >>> check_choice(" Char ", "tokenizer", ("gpt2", "char"), fold=True)
+        'char'
+        >>> check_choice("gpt5", "preset", ("tiny", "mini"))
+        Traceback (most recent call last):
+        core.errors.LabError: Unknown preset 'gpt5'; choose one of: tiny, mini.
+    """
+    options = [str(c) for c in choices]
+    key = value.strip().lower() if fold and isinstance(value, str) else value
+    if isinstance(key, str) and key in options:
+        return key
+    raise LabError(f"Unknown {name} {shown(value)}; {fix or 'choose one of: ' + ', '.join(options)}.")
 
 
 def _json_problem(err: BaseException) -> str:
