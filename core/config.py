@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import LabError, shown
+from core.errors import LabError, check_choice, check_int, check_number, shown
 
 GPT2_VOCAB_SIZE = 50257
 
@@ -66,26 +66,15 @@ class GPTConfig:
 
     def __post_init__(self) -> None:
         for name, limit in MAX_SIZES.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise LabError(f"{name} must be a whole number, got {shown(value)}.")
-            if value <= 0:
-                raise LabError(f"{name} must be a positive whole number, got {shown(value)}.")
-            if value > limit:
-                raise LabError(
-                    f"{name} must be at most {limit:,}, got {shown(value)}; the limit lies far beyond GPT-2 XL, so a "
-                    "larger value is a typo or comes from a damaged file."
-                )
+            fix = f"sizes run from 1 to {limit:,}, far beyond GPT-2 XL, so anything else is a typo or a damaged file"
+            object.__setattr__(self, name, check_int(getattr(self, name), name, low=1, high=limit, fix=fix))
         if self.emb_dim % self.n_heads:
             raise LabError(
                 f"emb_dim ({self.emb_dim}) must be divisible by n_heads ({self.n_heads}) so every head gets "
                 f"the same width; try n_heads = {_divisor_hint(self.emb_dim, self.n_heads)}."
             )
-        # Compared as given, never through float(): float(10**400) would raise OverflowError.
-        if not isinstance(self.drop_rate, (int, float)) or not 0 <= self.drop_rate < 1:
-            raise LabError(f"drop_rate must be between 0 and 1 (exclusive of 1), got {shown(self.drop_rate)}.")
-        if not isinstance(self.ln_eps, (int, float)) or not 0 < self.ln_eps < 1:
-            raise LabError(f"ln_eps must be a small positive number below 1 (e.g. 1e-5), got {shown(self.ln_eps)}.")
+        check_number(self.drop_rate, "drop_rate", low=0, high=1, high_open=True, fix="0.1 is GPT-2's, 0 turns it off")
+        check_number(self.ln_eps, "ln_eps", low=0, high=1, low_open=True, high_open=True, fix="use e.g. 1e-5")
 
     @property
     def head_dim(self) -> int:
@@ -122,9 +111,7 @@ class GPTConfig:
                 ``"tiny"``, ``"mini"``).
             **overrides: fields to change, e.g. ``context_length=256``.
         """
-        if not isinstance(name, str) or name not in PRESETS:
-            raise LabError(f"Unknown preset {shown(name)}; choose one of: {', '.join(PRESETS)}.")
-        base = dict(PRESETS[name]["config"])
+        base = dict(PRESETS[check_choice(name, "preset", PRESETS)]["config"])
         _check_keys(overrides)
         base.update(overrides)
         return cls(**base)

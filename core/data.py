@@ -17,35 +17,20 @@ Example:
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from core.errors import LabError
+from core.errors import LabError, check_int
 
 TextOrIds = str | Sequence[int] | torch.Tensor
 
 
-def _whole_number(value: Any, name: str, minimum: int, hint: str) -> int:
-    """Return ``value`` as an int >= ``minimum`` or raise a LabError naming the argument."""
-    try:
-        if isinstance(value, bool):  # True is an int in Python, but never a sensible size
-            raise TypeError
-        number = operator.index(value)
-    except TypeError:
-        raise LabError(f"{name} must be a whole number, got {value!r}; {hint}.") from None
-    if number < minimum:
-        bound = "a positive whole number" if minimum == 1 else f"at least {minimum}"
-        raise LabError(f"{name} must be {bound}, got {number}; {hint}.")
-    return number
-
-
 def _check_sizes(max_length: Any, stride: Any) -> tuple[int, int]:
-    length = _whole_number(max_length, "max_length", 1, "it is the number of tokens the model sees at once")
-    step = _whole_number(stride, "stride", 1, "it is how far each window moves forward, e.g. 1 or 128")
+    length = check_int(max_length, "max_length", low=1, fix="it is the number of tokens the model sees at once")
+    step = check_int(stride, "stride", low=1, fix="it is how far each window moves forward, e.g. 1 or 128")
     return length, step
 
 
@@ -59,7 +44,7 @@ def window_count(n_tokens: int, max_length: int, stride: int) -> int:
         >>> window_count(10, max_length=4, stride=4)
         2
     """
-    n = _whole_number(n_tokens, "n_tokens", 0, "count the tokens of the text first")
+    n = check_int(n_tokens, "n_tokens", low=0, fix="count the tokens of the text first")
     length, step = _check_sizes(max_length, stride)
     return max(0, (n - length - 1) // step + 1)
 
@@ -241,10 +226,10 @@ def create_dataloader(
         >>> x.tolist(), y.tolist()
         ([[0, 1, 2, 3], [4, 5, 6, 7]], [[1, 2, 3, 4], [5, 6, 7, 8]])
     """
-    batch = _whole_number(batch_size, "batch_size", 1, "it is how many windows go into one training step")
-    workers = _whole_number(num_workers, "num_workers", 0, "use 0 to build batches in this process")
+    batch = check_int(batch_size, "batch_size", low=1, fix="it is how many windows go into one training step")
+    workers = check_int(num_workers, "num_workers", low=0, fix="use 0 to build batches in this process")
     if seed is not None:
-        seed = _whole_number(seed, "seed", 0, "any whole number such as 123 gives a reproducible order")
+        seed = check_int(seed, "seed", low=0, fix="any whole number such as 123 gives a reproducible order")
     dataset = GPTDataset(text_or_ids, tokenizer, max_length, stride)
     if drop_last and len(dataset) < batch:
         raise LabError(

@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,24 +34,12 @@ import torch
 from torch import nn
 
 from core.config import PRESETS, GPTConfig
-from core.errors import LabError
+from core.errors import LabError, check_int
 
 MAX_POSITIONS = 64  # a 64 × 64 similarity heatmap is still readable
 
 
 # ------------------------------------------------------------------------------------------------ validation
-def _whole(value: Any, name: str, minimum: int, hint: str) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)
-    except TypeError:
-        raise LabError(f"{name} must be a whole number, got {value!r}; {hint}.") from None
-    if number < minimum:
-        raise LabError(f"{name} must be at least {minimum}, got {number}; {hint}.")
-    return number
-
-
 def _matrix(vectors: Any, name: str = "vectors") -> torch.Tensor:
     """``vectors`` (a tensor, array or nested list) as a finite float32 (N, C) tensor, else a LabError."""
     try:
@@ -207,7 +194,7 @@ def pca(vectors: Any, n_components: int = 2) -> Projection:
     n, c = x.shape
     if n < 2:
         raise LabError(f"A projection needs at least 2 vectors, got {n}; pick more tokens.")
-    k = _whole(n_components, "n_components", 1, "use 2 or 3 for a picture")
+    k = check_int(n_components, "n_components", low=1, fix="use 2 or 3 for a picture")
     if k > min(n, c):
         raise LabError(
             f"Cannot find {k} directions in {n} vectors of size {c}; use at most {min(n, c)} components."
@@ -263,7 +250,7 @@ def nearest_neighbours(
     w = _embedding_weight(weight, "The embedding matrix")  # (V, C)
     v = w.shape[0]
     q = _ids([query], v)[0]
-    k = _whole(k, "k", 1, "ask for at least one neighbour")
+    k = check_int(k, "k", low=1, fix="ask for at least one neighbour")
     rows = torch.arange(v) if candidates is None else torch.unique(_ids(candidates, v))  # (M,) sorted
     if not include_self:
         rows = rows[rows != q]
@@ -288,7 +275,7 @@ def position_similarity(model_or_weight: Any, n_positions: int = MAX_POSITIONS) 
     """
     layer = _layers(model_or_weight)[1] if hasattr(model_or_weight, "pos_emb") else model_or_weight
     w = _embedding_weight(layer, "The position-embedding matrix")  # (P, C)
-    n = _whole(n_positions, "n_positions", 1, "compare at least one position")
+    n = check_int(n_positions, "n_positions", low=1, fix="compare at least one position")
     return cosine_similarity_matrix(w[: min(n, w.shape[0])])
 
 
@@ -301,7 +288,7 @@ def most_frequent_tokens(ids: Sequence[int] | torch.Tensor, n: int) -> list[tupl
         >>> most_frequent_tokens([5, 3, 5, 7, 3, 5], n=2)
         [(5, 3), (3, 2)]
     """
-    n = _whole(n, "n", 1, "pick at least one token")
+    n = check_int(n, "n", low=1, fix="pick at least one token")
     idx = torch.as_tensor(list(ids) if not isinstance(ids, torch.Tensor) else ids, dtype=torch.long).flatten()
     if idx.numel() == 0:
         raise LabError("The token stream is empty; encode a non-empty text first.")

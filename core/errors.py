@@ -145,7 +145,9 @@ def check_number(value: Any, name: str, *, low: float | None = None, high: float
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError
         number = float(value)
-    except (TypeError, OverflowError, ValueError):
+    except OverflowError:  # an int such as 10**400: out of every range a float can describe
+        raise LabError(f"{name} must be {words}" + _ending(value, fix)) from None
+    except (TypeError, ValueError):
         number = math.nan
     if not math.isfinite(number):
         words = "a finite number" if low is None and high is None else f"a finite number {words}"

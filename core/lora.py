@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from core.errors import LabError
+from core.errors import LabError, check_int, check_number
 
 ALL_LINEAR = "all-linear"
 
@@ -100,10 +100,8 @@ LoRALayer = LoRALinear
 
 
 def _check_rank_alpha(rank: int, alpha: float) -> None:
-    if isinstance(rank, bool) or not isinstance(rank, int) or rank <= 0:
-        raise LabError(f"The LoRA rank must be a positive whole number, got {rank!r}; try 8 or 16.")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-        raise LabError(f"The LoRA alpha must be a positive number, got {alpha!r}; try alpha = rank.")
+    check_int(rank, "The LoRA rank", low=1, fix="try 8 or 16")
+    check_number(alpha, "The LoRA alpha", low=0, low_open=True, fix="try alpha = rank")
 
 
 def lora_target_names(model: nn.Module) -> list[str]:

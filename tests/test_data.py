@@ -275,7 +275,7 @@ def test_not_enough_tokens_message(gpt2):
         ({"max_length": 0}, "max_length must be a positive whole number"),
         ({"max_length": True}, "max_length must be a whole number"),
         ({"batch_size": 0}, "batch_size must be a positive whole number"),
-        ({"num_workers": -1}, "num_workers must be at least 0"),
+        ({"num_workers": -1}, "num_workers must be a whole number of at least 0"),
         ({"seed": "abc"}, "seed must be a whole number"),
         ({"batch_size": 50}, "drop_last=True would yield no batches"),
     ],

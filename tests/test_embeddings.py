@@ -80,7 +80,7 @@ def test_pca_identical_vectors_have_zero_ratio():
     [
         (np.zeros((1, 4)), 2, "at least 2 vectors"),
         (np.zeros((5, 4)), 5, "at most 4"),
-        (np.zeros((5, 4)), 0, "at least 1"),
+        (np.zeros((5, 4)), 0, "n_components must be a positive whole number"),
         (np.zeros((5, 4)), 2.5, "whole number"),
         (np.zeros(4), 1, "2-D"),
         (np.array([[1.0, np.nan], [0.0, 1.0]]), 1, "NaN"),
@@ -114,7 +114,7 @@ def test_neighbours_scaling_candidates_and_embedding_layer():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"query": 9}, "between 0 and 3"), ({"query": 0, "k": 0}, "at least 1"),
+    [({"query": 9}, "between 0 and 3"), ({"query": 0, "k": 0}, "k must be a positive whole number"),
      ({"query": 0, "candidates": [0]}, "no other tokens"), ({"query": 0, "candidates": [7]}, "between 0 and 3")],
 )
 def test_neighbours_bad_input(kwargs, match):
@@ -128,7 +128,7 @@ def test_position_similarity(tiny_model):
     np.testing.assert_allclose(np.diag(sim), 1.0, atol=1e-5)
     np.testing.assert_allclose(sim, sim.T, atol=1e-6)
     assert position_similarity(tiny_model.pos_emb, 8).shape == (8, 8)
-    with pytest.raises(LabError, match="at least 1"):
+    with pytest.raises(LabError, match="n_positions must be a positive whole number"):
         position_similarity(tiny_model, 0)
 
 
@@ -137,7 +137,7 @@ def test_most_frequent_tokens_and_token_vectors(tiny_model):
     assert most_frequent_tokens(torch.tensor([2, 2, 1]), 10) == [(2, 2), (1, 1)]
     with pytest.raises(LabError, match="empty"):
         most_frequent_tokens([], 3)
-    with pytest.raises(LabError, match="at least 1"):
+    with pytest.raises(LabError, match="n must be a positive whole number"):
         most_frequent_tokens([1], 0)
     v = token_vectors(tiny_model, [3, 1])
     np.testing.assert_array_equal(v[1], tiny_model.tok_emb.weight[1].detach().numpy())

@@ -15,7 +15,6 @@ Special tokens (such as ``<|endoftext|>``) follow tiktoken's rules, so code writ
 from __future__ import annotations
 
 import codecs
-import operator
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
@@ -23,7 +22,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import LabError
+from core.errors import LabError, check_int
 
 Allowed = AbstractSet[str] | str | None
 Disallowed = AbstractSet[str] | str
@@ -198,8 +197,8 @@ class Tokenizer(ABC):
 
     def vocab_items(self, limit: int | None = None) -> list[tuple[int, str]]:
         """``(id, display label)`` for the first ``limit`` ids (all when None), for a vocabulary table."""
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-            raise LabError(f"limit must be a whole number of at least 0, got {limit!r}; or None for all.")
+        if limit is not None:
+            limit = check_int(limit, "limit", low=0, fix="or None for all")
         n = self.n_vocab if limit is None else min(limit, self.n_vocab)
         specials = {i: s for s, i in self.special_tokens.items()}
         return [(i, specials[i] if i in specials else display_bytes(self.token_bytes(i))) for i in range(n)]
@@ -211,10 +210,7 @@ class Tokenizer(ABC):
 
     def check_id(self, token_id: Any) -> int:
         """Return ``token_id`` as an int if it is a valid id of this tokenizer, else raise a LabError."""
-        try:
-            i = operator.index(token_id)
-        except TypeError:
-            raise LabError(f"Token ids must be whole numbers, got {token_id!r}; pass ints.") from None
+        i = check_int(token_id, "Token ids", fix="pass ints")
         if not 0 <= i < self.n_vocab:
             raise LabError(
                 f"Token id {i} is outside this tokenizer's vocabulary of {self.n_vocab:,} ids; "

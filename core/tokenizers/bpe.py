@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import heapq
-import operator
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -27,7 +26,7 @@ from typing import Any
 
 import regex
 
-from core.errors import LabError
+from core.errors import LabError, check_int
 from core.tokenizers.base import Tokenizer, TokenSpan, check_text, display_bytes, make_span
 from core.tokenizers.gpt2 import ENDOFTEXT, GPT2_PATTERN
 
@@ -164,18 +163,8 @@ class BPETokenizer(Tokenizer):
 
 
 def _check_vocab_size(vocab_size: Any, minimum: int) -> int:
-    try:
-        if isinstance(vocab_size, bool):
-            raise TypeError
-        size = operator.index(vocab_size)
-    except TypeError:
-        raise LabError(f"vocab_size must be a whole number, got {vocab_size!r}; try 512.") from None
-    if not minimum <= size <= MAX_VOCAB_SIZE:
-        raise LabError(
-            f"vocab_size must be between {minimum} (256 bytes + special tokens) and {MAX_VOCAB_SIZE:,}, "
-            f"got {size:,}; try 512."
-        )
-    return size
+    return check_int(vocab_size, "vocab_size", low=minimum, high=MAX_VOCAB_SIZE,
+                     fix=f"it needs at least {minimum} ids (256 bytes + special tokens); try 512")
 
 
 def train_bpe(
