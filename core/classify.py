@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import pandas as pd
@@ -32,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from core.errors import LabError
 from core.lora import apply_lora
+from core.train_step import train_step
 
 PAD_TOKEN_ID = 50256  # GPT-2's <|endoftext|>, which the book uses as padding
 Padding = Literal["longest-in-dataset", "per-batch"]
@@ -421,14 +423,10 @@ def train_classifier(
                 result.stopped = done = True
                 break
             ids, labels, lengths = _unpack(batch, device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = calc_loss_batch(ids, labels, model, device, lengths, position)
-            if not math.isfinite(loss.item()):
-                what = "NaN" if math.isnan(loss.item()) else "infinite"
-                raise LabError(f"The training loss became {what} at step {result.steps + 1}; lower the "
-                               "learning rate (the book uses 5e-5) or check the data, and start again.")
-            loss.backward()
-            optimizer.step()
+            train_step(
+                model, optimizer, ids, labels, device=device, guard=partial(finite_loss, result.steps + 1),
+                loss_fn=lambda x, y, m, d: calc_loss_batch(x, y, m, d, lengths, position),  # noqa: B023
+            )  # fmt: skip
             result.steps += 1
             result.examples_seen += ids.shape[0]
             if result.steps == 1 or result.steps % eval_every == 0:
@@ -444,6 +442,20 @@ def train_classifier(
     model.eval()
     result.elapsed_s = time.perf_counter() - start
     return result
+
+
+def finite_loss(step: int, what: str, loss: torch.Tensor) -> bool:
+    """The fine-tuning loops' NaN guard for :func:`core.train_step.train_step`: raise when the loss is not finite.
+
+    Raises:
+        LabError: the loss at ``step`` (1-based) is NaN or infinite.
+    """
+    value = loss.item()
+    if not math.isfinite(value):
+        kind = "NaN" if math.isnan(value) else "infinite"
+        raise LabError(f"The training loss became {kind} at step {step}; lower the learning rate (the book uses "
+                       "5e-5) or check the data, and start again.")
+    return True
 
 
 # ------------------------------------------------------------------------------------------ evaluate/predict

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import re
 import string
 import threading
@@ -36,8 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from core.classify import encode_text
+from core.classify import encode_text, finite_loss
 from core.errors import LabError
+from core.train_step import train_step
 
 PAD_TOKEN_ID = 50256  # <|endoftext|>: marks the end of a response and pads the batch
 IGNORE_INDEX = -100  # F.cross_entropy skips targets with this value
@@ -326,14 +326,10 @@ def train_instruct(
             if stop_event is not None and stop_event.is_set():
                 result.stopped = done = True
                 break
-            optimizer.zero_grad(set_to_none=True)
-            loss = calc_loss_batch(inputs, targets, model, device)
-            if not math.isfinite(loss.item()):
-                what = "NaN" if math.isnan(loss.item()) else "infinite"
-                raise LabError(f"The training loss became {what} at step {result.steps + 1}; lower the "
-                               "learning rate (the book uses 5e-5) or check the data, and start again.")
-            loss.backward()
-            optimizer.step()
+            train_step(
+                model, optimizer, inputs, targets, loss_fn=calc_loss_batch, device=device,
+                guard=partial(finite_loss, result.steps + 1),
+            )  # fmt: skip
             result.steps += 1
             result.tokens_seen += inputs.numel()
             if result.steps == 1 or result.steps % eval_every == 0:

@@ -32,7 +32,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import time
@@ -61,6 +60,7 @@ from core.train_config import (  # noqa: F401 - re-exported: the public API is c
     _whole,
     lr_at,
 )
+from core.train_step import StepResult, autocast, train_step  # noqa: F401 - StepResult: part of core.train
 
 list_runs = runs.list_runs
 
@@ -546,17 +546,20 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x, y = self._batch(self.step)
-        with self._autocast():
-            loss = calc_loss_batch(x, y, self.ddp or self.model, self.device)
-        train_loss = self._mean_over_ranks(loss.detach())
-        if not math.isfinite(train_loss):
-            return self._diverge(step, "loss", train_loss)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # under DDP this also averages the gradients over ranks
-        norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip or math.inf))
-        if not math.isfinite(norm):
-            return self._diverge(step, "gradient norm", norm)
-        self.optimizer.step()
+        seen: dict[str, float] = {}
+
+        def finite(what: str, value: torch.Tensor) -> bool:
+            seen[what] = self._mean_over_ranks(value) if what == "loss" else float(value)
+            return math.isfinite(seen[what])
+
+        result = train_step(
+            self.model, self.optimizer, x, y, loss_fn=_pretrain_loss, grad_clip=s.grad_clip or math.inf,
+            autocast_dtype=self.amp_dtype, device=self.device, forward_model=self.ddp, guard=finite,
+        )  # fmt: skip
+        if not result.applied:
+            what = "gradient norm" if "gradient norm" in seen else "loss"
+            return self._diverge(step, what, seen[what])
+        train_loss, norm = seen["loss"], seen["gradient norm"]
         self.step = step
 
         evaluate = step == 1 or step % s.eval_every == 0 or step == s.max_steps
@@ -595,17 +598,12 @@ class Trainer:
         idx = idx[self.rank * per_rank : (self.rank + 1) * per_rank]
         return self.train_x[idx], self.train_y[idx]
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
     def evaluate(self) -> float:
         """Validation loss over ``eval_batches`` batches (all when None), with dropout off."""
         s = self.settings
         self.model.eval()
         try:
-            with self._autocast():
+            with autocast(self.device, self.amp_dtype):
                 total, count = _loss_sum(
                     self.model, self.val_x, self.val_y, s.batch_size, s.eval_batches, self.device,
                     self.rank, self.world,
@@ -728,6 +726,11 @@ class Trainer:
         })  # fmt: skip
 
 
+def _pretrain_loss(inputs: torch.Tensor, targets: torch.Tensor, model: torch.nn.Module, device) -> torch.Tensor:
+    """The pretraining loss for :func:`core.train_step.train_step`: looks :func:`calc_loss_batch` up at call time."""
+    return calc_loss_batch(inputs, targets, model, device)
+
+
 def _exp(loss: float) -> float:
     return math.exp(min(loss, 700.0))  # exp(710) overflows a float; such a perplexity means "untrained"
 
@@ -779,14 +782,11 @@ def make_train_step(
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
 
     def step(inputs: torch.Tensor, targets: torch.Tensor) -> float:
-        with torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext():
-            loss = calc_loss_batch(inputs, targets, model, device)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        opt.step()
-        return loss.item()
+        result = train_step(
+            model, opt, inputs, targets, loss_fn=_pretrain_loss, grad_clip=grad_clip or None,
+            autocast_dtype=amp, device=device,
+        )  # fmt: skip
+        return result.loss.item()
 
     return step
 
@@ -827,12 +827,10 @@ def probe_speed(model_cfg: GPTConfig, settings: TrainSettings, steps: int = 3) -
             if i == 1:
                 _sync(device)
                 start = time.perf_counter()
-            with torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext():
-                loss = calc_loss_batch(ids[:, :-1], ids[:, 1:], model, device)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip or math.inf)
-            opt.step()
+            train_step(
+                model, opt, ids[:, :-1], ids[:, 1:], loss_fn=_pretrain_loss,
+                grad_clip=settings.grad_clip or math.inf, autocast_dtype=amp, device=device,
+            )  # fmt: skip
         _sync(device)
     return steps * b * ctx / max(time.perf_counter() - start, 1e-9)
 
