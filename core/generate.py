@@ -258,6 +258,9 @@ def generate(
         LabError: bad ids, shapes, lengths or sampling settings.
 
     Example:
+        >>> from core.config import GPTConfig
+        >>> from core.model import GPTModel
+        >>> model = GPTModel(GPTConfig(vocab_size=20000, context_length=16, emb_dim=32, n_heads=2, n_layers=1))
         >>> out = generate(model, [15496, 11], max_new_tokens=4, temperature=0.8, top_k=50, seed=1)
         >>> out.shape
         torch.Size([1, 6])
@@ -289,6 +292,9 @@ def generate_stream(
     update) runs with the model as the caller left it. The eos token, if reached, is the last one yielded.
 
     Example:
+        >>> from core.config import GPTConfig
+        >>> from core.model import GPTModel
+        >>> model = GPTModel(GPTConfig(vocab_size=20000, context_length=16, emb_dim=32, n_heads=2, n_layers=1))
         >>> ids = list(generate_stream(model, [15496, 11], max_new_tokens=3))
         >>> len(ids)
         3
@@ -394,6 +400,9 @@ def generate_traced(
         Others: as in :func:`generate`.
 
     Example:
+        >>> from core.config import GPTConfig
+        >>> from core.model import GPTModel
+        >>> model = GPTModel(GPTConfig(vocab_size=20000, context_length=16, emb_dim=32, n_heads=2, n_layers=1))
         >>> trace = generate_traced(model, [15496, 11], 2, temperature=1.0, top_k=5, seed=0)
         >>> len(trace.steps), trace.steps[0].n_kept
         (2, 5)

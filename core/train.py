@@ -26,7 +26,7 @@ Shape legend: B batch, L context length, V vocabulary size, N number of windows.
 Example:
     >>> cfg = GPTConfig.preset("tiny", vocab_size=256)
     >>> result = Trainer(cfg, TrainSettings(max_steps=20, batch_size=4), ids).run()  # doctest: +SKIP
-    >>> result.status
+    >>> result.status  # doctest: +SKIP
     'finished'
 """
 
@@ -276,7 +276,7 @@ class Trainer:
 
     Example:
         >>> trainer = Trainer(cfg, TrainSettings(max_steps=50), ids, run_dir="runs/demo")  # doctest: +SKIP
-        >>> for rec in trainer.iter_records():
+        >>> for rec in trainer.iter_records():  # doctest: +SKIP
         ...     print(rec.step, rec.train_loss)
     """
 
