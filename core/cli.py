@@ -155,6 +155,7 @@ def _pretrain_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]
     from core import runs
     from core.config import GPTConfig
     from core.train import TrainSettings
+    from core.train_plan import resume_spec
 
     model_over = {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None}
     setting_over = {field: getattr(args, flag) for flag, field in SETTING_FLAGS.items()
@@ -164,15 +165,11 @@ def _pretrain_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]
             raise LabError("--resume needs --run-id to know which run to continue; see 'python -m core runs'.")
         if model_over or args.config:
             raise LabError("A resumed run keeps its model; drop the model flags (or start a new run without --resume).")
-        data = runs.read_run(runs.run_path(args.runs_dir, args.run_id))
-        cfg = GPTConfig.from_dict(data["model_config"])
-        settings = TrainSettings.from_dict(data["settings"]).replace(**setting_over)
-        corpus = dict(data.get("corpus") or {})
-        if args.corpus:
-            corpus = {"source": _corpus_source(args.corpus)}
-        if not corpus.get("source"):
+        spec = resume_spec(runs.run_path(args.runs_dir, args.run_id), **setting_over)
+        source = _corpus_source(args.corpus) if args.corpus else spec.corpus_source
+        if not source:
             raise LabError("This run does not record its corpus; pass the same --corpus it was trained on.")
-        return cfg, settings, {"source": corpus["source"]}
+        return spec.cfg, spec.settings, {"source": source}
     base: dict[str, Any] = {}
     if args.config:
         try:

@@ -60,6 +60,7 @@ from core.train_config import (  # noqa: F401 - re-exported: the public API is c
     _whole,
     lr_at,
 )
+from core.train_plan import plan_data, split_sizes
 from core.train_step import StepResult, autocast, train_step  # noqa: F401 - StepResult: part of core.train
 
 list_runs = runs.list_runs
@@ -75,7 +76,7 @@ def split_token_ids(ids: torch.Tensor, val_ratio: float) -> tuple[torch.Tensor, 
         >>> [t.tolist() for t in split_token_ids(torch.arange(10), 0.2)]
         [[0, 1, 2, 3, 4, 5, 6, 7], [8, 9]]
     """
-    cut = int(round(ids.numel() * (1.0 - val_ratio)))
+    cut, _ = split_sizes(int(ids.numel()), val_ratio)
     return ids[:cut], ids[cut:]
 
 
@@ -344,11 +345,10 @@ class Trainer:
     def resume(cls, run_dir: str | Path, token_ids: Any, tokenizer: Any = None, **overrides: Any) -> Trainer:
         """Continue the run in ``run_dir`` with its own model config and settings (``overrides`` change some,
         e.g. ``max_steps=400`` to train longer)."""
-        run_dir = Path(run_dir)
-        data = runs.read_run(run_dir)
-        settings = TrainSettings.from_dict(data["settings"]).replace(**overrides)
-        cfg = GPTConfig.from_dict(data["model_config"])
-        return cls(cfg, settings, token_ids, run_dir, tokenizer, resume=True, corpus=data.get("corpus"))
+        from core.train_plan import resume_spec
+
+        spec = resume_spec(run_dir, **overrides)
+        return cls(spec.cfg, spec.settings, token_ids, spec.run_dir, tokenizer, resume=True, corpus=spec.corpus)
 
     # ----------------------------------------------------------------------------------------- setup
     def _prepare_data(self, token_ids: Any, corpus: dict[str, Any] | None) -> None:
@@ -359,25 +359,13 @@ class Trainer:
                 f"The corpus has token id {int(ids.max())} but the model's vocabulary has only "
                 f"{self.cfg.vocab_size:,} ids; use vocab_size {int(ids.max()) + 1} or more, or the model's tokenizer."
             )
+        plan = plan_data(int(ids.numel()), self.cfg, s)
+        plan.check()  # the same rules and sentences as the pre-flight panel
         train_ids, val_ids = split_token_ids(ids, s.val_ratio)
-        need = self.context + 1
-        for name, part, fix in (("training", train_ids, "smaller"), ("validation", val_ids, "larger")):
-            if part.numel() < need:
-                raise LabError(
-                    f"The {name} split has {part.numel()} tokens but needs at least context_length + 1 = {need}; "
-                    f"use a longer corpus, a smaller context length, or a {fix} validation ratio."
-                )
-        stride = s.stride or self.context
-        self.train_x, self.train_y = sliding_windows(train_ids, self.context, stride)  # (N, L) each
+        self.train_x, self.train_y = sliding_windows(train_ids, plan.context, plan.stride)  # (N, L) each
         # Validation windows never overlap, so every held-out token is scored once.
-        self.val_x, self.val_y = sliding_windows(val_ids, self.context, self.context)
+        self.val_x, self.val_y = sliding_windows(val_ids, plan.context, plan.context)
         n = self.train_x.shape[0]
-        if n < s.batch_size:
-            raise LabError(
-                f"The training split gives only {n} window{'' if n == 1 else 's'} but batch_size is {s.batch_size}; "
-                f"lower batch_size "
-                f"to {n} or less, use a smaller stride, or a longer corpus."
-            )
         self.batches_per_epoch = n // s.batch_size
         self.corpus = {
             **(corpus or {}),

@@ -191,7 +191,7 @@ def test_bad_input_gets_one_sentence(runs, monkeypatch):
     at.radio(key="pt_corpus").set_value("paste").run()
     at.text_area(key="pt_paste").set_value("Far too short to train on.").run()
     assert not at.exception
-    assert any("one window needs context length + 1 = 65" in w.value for w in at.warning)  # pre-flight
+    assert any("needs at least context_length + 1 = 65" in w.value for w in at.warning)  # pre-flight
     at.button(key="pt_start").click().run()
     assert not at.exception
     assert any("needs at least context_length + 1 = 65" in e.value for e in at.error)

@@ -31,7 +31,6 @@ import pandas as pd
 import streamlit as st
 
 from core.config import PRESETS, GPTConfig
-from core.data import window_count
 from core.datasets import DATASETS, data_dir, download, is_available, load_corpus, parse_text_upload
 from core.errors import LabError
 from core.jobs import ACTIVE, Job, JobBusyError, registry, start_training_job
@@ -62,6 +61,7 @@ from core.runs import (
 from core.stats import flops_per_token, total_parameters
 from core.teaching import format_bytes, format_si
 from core.train import TrainSettings, estimate_training_memory, probe_speed
+from core.train_plan import plan_data, resume_spec
 from ui import state
 from ui.figures_train import compare_figure, continuation_html, loss_figure, samples_html
 from ui.frame import allowed_presets
@@ -164,13 +164,11 @@ def resume_pretraining(
 ) -> Job:
     """Continue a run from its checkpoint with its own model, settings and corpus (optionally more steps or
     another learning rate)."""
-    data = read_run(run_path(runs_dir, run_id))
-    cfg = GPTConfig.from_dict(data["model_config"])
-    changes = {k: v for k, v in (("max_steps", max_steps), ("lr", lr)) if v is not None}
-    settings = TrainSettings.from_dict(data["settings"]).replace(**changes)
+    spec = resume_spec(run_path(runs_dir, run_id), max_steps=max_steps, lr=lr)
+    cfg, settings = spec.cfg, spec.settings
     check_caps(cfg, settings)
-    corpus = {k: v for k, v in (data.get("corpus") or {}).items() if k in ("source", "title")}
-    if not corpus.get("source"):
+    corpus = {k: v for k, v in spec.corpus.items() if k in ("source", "title")}
+    if not spec.corpus_source:
         raise LabError(f"Run {run_id!r} does not record its corpus, so it cannot be resumed here; use "
                        "'python -m core pretrain --resume --corpus …' with the text it was trained on.")
     tok = tokenizer or _gpt2()
@@ -320,30 +318,15 @@ def _committed_step(run_dir: Path, fallback: int | None) -> int | None:
 def preflight_numbers(n_tokens: int, cfg: GPTConfig, settings: TrainSettings) -> dict[str, Any]:
     """How a corpus of ``n_tokens`` splits into training/validation tokens, windows and epochs.
 
-    Uses the trainer's rules: the last ``val_ratio`` of the tokens is held out, windows don't overlap (stride =
-    context length unless set), an epoch is ``windows // batch_size`` steps.
+    A view of :func:`core.train_plan.plan_data`, the function the trainer itself checks its data with, so the
+    pre-flight panel and the trainer cannot disagree (same numbers, same sentences).
     """
-    ctx = settings.context_length or cfg.context_length
-    stride = settings.stride or ctx
-    train = int(round(n_tokens * (1.0 - settings.val_ratio)))
-    val = n_tokens - train
-    windows = window_count(train, ctx, stride)
-    steps_per_epoch = windows // settings.batch_size
-    problems = []
-    if train < ctx + 1:
-        problems.append(f"The training split has {train:,} tokens but one window needs context length + 1 = "
-                        f"{ctx + 1}: use more text or a smaller context length.")
-    elif windows < settings.batch_size:
-        problems.append(f"The training split gives {windows} windows, fewer than the batch size "
-                        f"{settings.batch_size}: lower the batch size or use more text.")
-    if val < ctx + 1:
-        problems.append(f"The validation split has {val:,} tokens but needs at least {ctx + 1}: use more text, a "
-                        "larger validation share or a smaller context length.")
+    plan = plan_data(n_tokens, cfg, settings)
     return {
-        "context": ctx, "train_tokens": train, "val_tokens": val, "train_windows": windows,
-        "val_windows": window_count(val, ctx, ctx), "tokens_per_step": settings.batch_size * ctx,
-        "tokens_per_epoch": windows * ctx, "steps_per_epoch": steps_per_epoch,
-        "epochs": settings.max_steps / steps_per_epoch if steps_per_epoch else None, "problems": problems,
+        "context": plan.context, "train_tokens": plan.train_tokens, "val_tokens": plan.val_tokens,
+        "train_windows": plan.train_windows, "val_windows": plan.val_windows,
+        "tokens_per_step": plan.tokens_per_step, "tokens_per_epoch": plan.tokens_per_epoch,
+        "steps_per_epoch": plan.steps_per_epoch, "epochs": plan.epochs, "problems": list(plan.problems),
     }  # fmt: skip
 
 
