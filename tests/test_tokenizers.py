@@ -459,3 +459,31 @@ def test_char_vocabulary_can_be_pure_whitespace():
     assert tok.n_vocab == 2 and tok.decode(tok.encode(" \n ")) == " \n "
     with pytest.raises(LabError, match="non-empty"):
         get_tokenizer("simple-v1", text="   ")
+
+
+# ---------------------------------------------------------------- registry and the tokenizer a model travels with
+def test_registry_is_the_one_list_of_tokenizers():
+    from core.tokenizers import REGISTRY, TOKENIZER_NAMES, describe_tokenizer
+
+    assert TOKENIZER_NAMES == tuple(REGISTRY)
+    for name, entry in REGISTRY.items():
+        assert describe_tokenizer(name) == entry.description
+        if not entry.needs_text:
+            assert get_tokenizer(name).n_vocab > 0
+        else:
+            with pytest.raises(LabError):
+                get_tokenizer(name, "x", surprise=1)
+
+
+def test_tokenizer_for_model_follows_the_checkpoint():
+    from core.tokenizers import tokenizer_for_model
+
+    assert tokenizer_for_model("gpt2", 50257) is get_tokenizer("gpt2")
+    assert tokenizer_for_model(None, 50304).name == "gpt2"  # a padded vocabulary still covers GPT-2's ids
+    assert tokenizer_for_model("unknown", 50257).name == "gpt2"
+    with pytest.raises(LabError, match="cannot rebuild"):
+        tokenizer_for_model("bpe", 512)
+    with pytest.raises(LabError, match="cannot rebuild"):
+        tokenizer_for_model(None, 101)
+    with pytest.raises(LabError, match="only 1,000"):
+        tokenizer_for_model("gpt2", 1000)

@@ -14,7 +14,7 @@ import streamlit as st
 
 from core.config import GPTConfig
 from core.model import GPTModel
-from core.tokenizers import get_tokenizer
+from core.tokenizers import get_tokenizer, tokenizer_for_model
 from ui.state import RUNS_DIR, active_model_spec
 
 
@@ -46,6 +46,24 @@ def _model(spec_json: str, stamp: float) -> GPTModel:
     return model.eval()
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _model_tokenizer(spec_json: str, stamp: float):
+    spec = json.loads(spec_json)
+    recorded = None
+    if spec["kind"] == "run":
+        from core.checkpoint import checkpoint_info
+
+        recorded = checkpoint_info(_run_checkpoint(spec))["extra"].get("tokenizer")
+    return tokenizer_for_model(recorded, active_model().cfg.vocab_size)
+
+
+def active_tokenizer():
+    """The tokenizer the active model's ids mean: the one its checkpoint records (GPT-2's for presets and GPT-2
+    weights). Every page that feeds the active model text uses this, never a hard-coded name."""
+    spec = active_model_spec()
+    return _model_tokenizer(json.dumps(spec, sort_keys=True), _stamp(spec))
+
+
 def _run_checkpoint(spec: dict) -> Path:
     return Path(spec.get("runs_dir") or RUNS_DIR) / spec["run_id"] / "model.safetensors"
 
@@ -53,11 +71,15 @@ def _run_checkpoint(spec: dict) -> Path:
 def active_model() -> GPTModel:
     """The model chosen in the sidebar (cached; reloaded when its checkpoint file changes)."""
     spec = active_model_spec()
-    stamp = 0.0
-    if spec["kind"] in ("run", "hf"):
-        path = _run_checkpoint(spec) if spec["kind"] == "run" else Path(spec["path"])
-        stamp = path.stat().st_mtime if path.exists() else 0.0
-    return _model(json.dumps(spec, sort_keys=True), stamp)
+    return _model(json.dumps(spec, sort_keys=True), _stamp(spec))
+
+
+def _stamp(spec: dict) -> float:
+    """When the spec's checkpoint file last changed (0 for presets): part of the cache keys."""
+    if spec["kind"] not in ("run", "hf"):
+        return 0.0
+    path = _run_checkpoint(spec) if spec["kind"] == "run" else Path(spec["path"])
+    return path.stat().st_mtime if path.exists() else 0.0
 
 
 def preset_model(name: str, seed: int = 123) -> GPTModel:

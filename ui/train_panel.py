@@ -808,13 +808,13 @@ def gpt2_section() -> None:
 def book_check() -> None:
     """The book's first test of a model: greedily continue 'Every effort moves you' with the active model."""
     from core.generate import generate_text
-    from ui.cache import active_model, tokenizer
+    from ui.cache import active_model, active_tokenizer
 
     spec = state.active_model_spec()
     st.caption(f"Active model: **{state.describe_spec(spec)}** (set it above or in the sidebar).")
     if st.button(f"Continue “{PROMPT}”", key="pt_check", icon=":material/edit_note:"):
         with guard("generating"), st.spinner("Generating 25 tokens…"):
-            text = generate_text(active_model(), tokenizer("gpt2"), PROMPT, 25, temperature=0.0)
+            text = generate_text(active_model(), active_tokenizer(), PROMPT, 25, temperature=0.0)
             st.session_state["pt_check_out"] = (state.describe_spec(spec), text)
     out = st.session_state.get("pt_check_out")
     if out is not None:

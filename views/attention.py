@@ -15,7 +15,7 @@ from core.teaching import (
     step_title,
     teaching_steps,
 )
-from ui.cache import active_model, tokenizer
+from ui.cache import active_model, active_tokenizer
 from ui.figures_model import attention_heatmap, heads_grid, vectors_heatmap
 from ui.state import active_model_spec, describe_spec
 from ui.widgets import guard, next_page_link, page_header, show_code
@@ -115,7 +115,7 @@ sentence = st.text_input(f"Sentence (up to {MAX_ATTENTION_TOKENS} tokens are sho
                          value="Every effort moves you forward, one small step at a time.")
 att = None
 with guard("running the model"):
-    att = model_attention(active_model(), tokenizer("gpt2"), sentence)
+    att = model_attention(active_model(), active_tokenizer(), sentence)
 if att is not None:
     n_layers, n_heads_model, t = att.weights.shape[:3]
     if att.truncated:

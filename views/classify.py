@@ -7,7 +7,7 @@ from core.classify import MODES, POSITIONS, evaluate, predict, prepare_classifie
 from core.datasets import DATASETS, download, is_available, label_mapping, load_classification, parse_table_upload
 from core.jobs import ACTIVE, JobBusyError, registry
 from ui import finetune_jobs as ft
-from ui.cache import active_model, tokenizer
+from ui.cache import active_model, active_tokenizer
 from ui.figures_finetune import classify_curves, confusion_figure
 from ui.state import active_model_spec, describe_spec
 from ui.widgets import guard, next_page_link, page_header, show_code, uploader
@@ -96,7 +96,7 @@ if b[0].button("Start", type="primary", icon=":material/play_arrow:", disabled=r
                key="cls_start"):
     with guard("starting the run"):
         try:
-            job = ft.start_classify_job(active_model(), tokenizer("gpt2"), df, settings)
+            job = ft.start_classify_job(active_model(), active_tokenizer(), df, settings)
             st.session_state[RUN] = st.query_params["cls_run"] = job.run_id
             st.rerun()
         except JobBusyError as err:
@@ -143,7 +143,7 @@ if result is not None and snap["status"] in ("finished", "stopped") and result.d
         text = st.text_input("Type a message to classify", "URGENT: your account is locked. Call 0800 555 0199 "
                              "now to claim your refund.", key="cls_try")
         with guard("classifying the message"):
-            p = predict(result.model, tokenizer("gpt2"), text, d["max_length"], d["labels"],
+            p = predict(result.model, active_tokenizer(), text, d["max_length"], d["labels"],
                         result.settings["position"])
             st.markdown(f"→ **{p['label']}** · " + " · ".join(f"{k}: {v:.1%}" for k, v in p["probs"].items())
                         + (" · (truncated)" if p["truncated"] else ""))

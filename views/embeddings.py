@@ -5,7 +5,7 @@ import streamlit as st
 from core import embeddings as emb
 from core.datasets import load_corpus
 from core.tokenizers import display_bytes
-from ui.cache import active_model, preset_model, tokenizer
+from ui.cache import active_model, active_tokenizer, preset_model
 from ui.figures_text import neighbours_frame, pca_scatter, preview_frame, similarity_heatmap
 from ui.state import active_model_spec, describe_spec
 from ui.widgets import guard, next_page_link, page_header, show_code
@@ -25,7 +25,7 @@ page_header(
 )
 spec = active_model_spec()
 st.markdown(f"Active model: **{describe_spec(spec)}** (change it in the sidebar).")
-tok = tokenizer("gpt2")
+tok = active_tokenizer()
 
 
 def label(token_id: int) -> str:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.generate import generate_traced, sampling_distribution
 from core.teaching import playground_generate
-from ui.cache import active_model, tokenizer
+from ui.cache import active_model, active_tokenizer
 from ui.figures_model import colored_tokens_html, format_prob, probability_bars, probability_legend_html
 from ui.state import active_model_spec, describe_spec
 from ui.widgets import guard, next_page_link, page_header, show_code
@@ -40,7 +40,7 @@ seed = int(c[4].number_input("Seed", 0, 1_000_000, 123, key="gen_seed"))
 if st.button("Generate", type="primary", icon=":material/play_arrow:", key="gen_go"):
     st.session_state.pop(RESULT, None)
     with guard("generating"), st.spinner("Generating…"):
-        model, tok = active_model(), tokenizer("gpt2")
+        model, tok = active_model(), active_tokenizer()
         run = playground_generate(model, tok, prompt, max_new, temperature, top_k, top_p, seed)
         greedy = run if temperature == 0 else playground_generate(model, tok, prompt, max_new, 0.0, seed=seed)
         st.session_state[RESULT] = {"run": run, "greedy": greedy, "settings":
@@ -66,7 +66,7 @@ else:
     s = run.trace.steps[step - 1]
     cands = s.candidates
     ids = [cd.id for cd in cands]
-    tok = tokenizer("gpt2")
+    tok = active_tokenizer()
     st.plotly_chart(
         probability_bars([tok.decode([i]) for i in ids], [cd.prob_raw for cd in cands],
                          [cd.prob_final for cd in cands], [cd.kept for cd in cands],

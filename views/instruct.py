@@ -6,7 +6,7 @@ from core.datasets import DATASETS, download, is_available, load_instructions, p
 from core.instruct import custom_collate_fn, format_example, generate_responses, score_responses, train_instruct
 from core.jobs import ACTIVE, JobBusyError, registry
 from ui import finetune_jobs as ft
-from ui.cache import active_model, tokenizer
+from ui.cache import active_model, active_tokenizer
 from ui.figures_finetune import instruct_curves, loss_mask_html
 from ui.state import active_model_spec, describe_spec
 from ui.widgets import guard, next_page_link, page_header, show_code, uploader
@@ -72,7 +72,7 @@ if records is not None:
 
         st.subheader("X-ray of one training batch")
         mask = st.toggle("Mask the prompt (only the response counts in the loss)", scratch, key="ins_mask")
-        st.html(loss_mask_html(ft.xray_batch(train, tokenizer("gpt2"), mask, context, n=2)))
+        st.html(loss_mask_html(ft.xray_batch(train, active_tokenizer(), mask, context, n=2)))
         st.caption(f"The first two training records collated as in training (cut to the model's {context}-token "
                    "context): each sequence gets one <|endoftext|>, the batch is padded with more of them, and "
                    "targets are the inputs shifted by one. Hover a token to see the target it predicts.")
@@ -103,7 +103,7 @@ if b[0].button("Start", type="primary", icon=":material/play_arrow:", disabled=r
                key="ins_start"):
     with guard("starting the run"):
         try:
-            job = ft.start_instruct_job(active_model(), tokenizer("gpt2"), records, settings)
+            job = ft.start_instruct_job(active_model(), active_tokenizer(), records, settings)
             st.session_state[RUN] = st.query_params["ins_run"] = job.run_id
             st.rerun()
         except JobBusyError as err:

@@ -15,6 +15,8 @@ Example:
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from core.errors import LabError, shown
@@ -26,23 +28,51 @@ from core.tokenizers.simple import CharTokenizer, SimpleTokenizerV1, SimpleToken
 __all__ = [
     "TOKENIZER_NAMES", "BPETokenizer", "CharTokenizer", "GPT2_PATTERN", "GPT2Tokenizer", "MAX_VOCAB_SIZE",
     "SimpleTokenizerV1", "SimpleTokenizerV2", "TokenSpan", "Tokenizer", "describe_tokenizer", "display_bytes",
-    "display_text", "get_tokenizer", "gpt2_ranks_path", "load_gpt2_encoding", "merge_pair", "train_bpe",
+    "display_text", "get_tokenizer", "REGISTRY", "TokenizerEntry", "tokenizer_for_model", "gpt2_ranks_path",
+    "load_gpt2_encoding", "merge_pair", "train_bpe",
 ]
 
-TOKENIZER_NAMES: tuple[str, ...] = ("gpt2", "simple-v1", "simple-v2", "char", "bpe")
+GPT2_VOCAB = 50257  # GPT-2's vocabulary: 50,000 merges + 256 bytes + <|endoftext|>
 
-_DESCRIPTIONS = {
-    "gpt2": "GPT-2's byte-pair encoding: 50,257 ids that can spell any text, with common words as single "
-    "tokens and rare words split into pieces.",
-    "simple-v1": "The book's first tokenizer: splits on spaces and punctuation and looks each word up in a "
-    "vocabulary built from your text, so a word it has never seen is an error.",
-    "simple-v2": "simple-v1 plus two special tokens: <|unk|> stands in for any unknown word and "
-    "<|endoftext|> marks where one document ends and the next begins.",
-    "char": "One token per character, with a vocabulary of the characters in your text: a tiny vocabulary, "
-    "but long sequences.",
-    "bpe": "Byte-pair encoding trained on your text: it starts from the 256 bytes and keeps merging the most "
-    "frequent pair of tokens into a new one, the way GPT-2's vocabulary was made.",
-}
+
+@dataclass(frozen=True)
+class TokenizerEntry:
+    """One tokenizer the lab offers: its name, what the UI says about it, and how to build it.
+
+    ``build(text, **options)`` returns the tokenizer; ``needs_text`` says whether it learns its vocabulary from a
+    text (``allow_blank``: whether that text may be empty); ``options`` are the keyword arguments it accepts.
+    """
+
+    name: str
+    description: str
+    build: Callable[..., Tokenizer]
+    needs_text: bool = True
+    allow_blank: bool = False
+    options: tuple[str, ...] = ()
+
+
+def _build_bpe(text: str, vocab_size: int = 512, **kw: Any) -> Tokenizer:
+    return train_bpe(text, vocab_size, **kw)
+
+
+_ENTRIES = (
+    TokenizerEntry("gpt2", "GPT-2's byte-pair encoding: 50,257 ids that can spell any text, with common words as "
+                   "single tokens and rare words split into pieces.", lambda text=None: _gpt2(), needs_text=False),
+    TokenizerEntry("simple-v1", "The book's first tokenizer: splits on spaces and punctuation and looks each word "
+                   "up in a vocabulary built from your text, so a word it has never seen is an error.",
+                   SimpleTokenizerV1.from_text),
+    TokenizerEntry("simple-v2", "simple-v1 plus two special tokens: <|unk|> stands in for any unknown word and "
+                   "<|endoftext|> marks where one document ends and the next begins.", SimpleTokenizerV2.from_text),
+    TokenizerEntry("char", "One token per character, with a vocabulary of the characters in your text: a tiny "
+                   "vocabulary, but long sequences.", CharTokenizer.from_text, allow_blank=True),
+    TokenizerEntry("bpe", "Byte-pair encoding trained on your text: it starts from the 256 bytes and keeps merging "
+                   "the most frequent pair of tokens into a new one, the way GPT-2's vocabulary was made.",
+                   _build_bpe, options=("vocab_size", "progress", "endoftext")),
+)
+REGISTRY: dict[str, TokenizerEntry] = {entry.name: entry for entry in _ENTRIES}
+"""Every tokenizer by name: adding one is one entry here (plus its class)."""
+
+TOKENIZER_NAMES: tuple[str, ...] = tuple(REGISTRY)
 
 
 def describe_tokenizer(name: str) -> str:
@@ -52,12 +82,12 @@ def describe_tokenizer(name: str) -> str:
         >>> describe_tokenizer("char")[:26]
         'One token per character, w'
     """
-    return _DESCRIPTIONS[_check_name(name)]
+    return REGISTRY[_check_name(name)].description
 
 
 def _check_name(name: Any) -> str:
     key = name.strip().lower() if isinstance(name, str) else name
-    if not isinstance(key, str) or key not in _DESCRIPTIONS:
+    if not isinstance(key, str) or key not in REGISTRY:
         raise LabError(f"Unknown tokenizer {shown(name)}; choose one of {', '.join(TOKENIZER_NAMES)}.")
     return key
 
@@ -83,19 +113,37 @@ def get_tokenizer(name: str, text: str | None = None, **kw: Any) -> Tokenizer:
         >>> get_tokenizer("simple-v2", "I like tea.").n_vocab
         6
     """
-    key = _check_name(name)
-    if kw and key != "bpe":
-        raise LabError(f"The {key} tokenizer takes no options, got {', '.join(kw)}; pass only name and text.")
-    if key == "gpt2":
-        return _gpt2()
-    text = need_text(text, key, allow_blank=key == "char")
-    if key == "simple-v1":
-        return SimpleTokenizerV1.from_text(text)
-    if key == "simple-v2":
-        return SimpleTokenizerV2.from_text(text)
-    if key == "char":
-        return CharTokenizer.from_text(text)
-    unknown = sorted(set(kw) - {"vocab_size", "progress", "endoftext"})
+    entry = REGISTRY[_check_name(name)]
+    unknown = sorted(set(kw) - set(entry.options))
+    if unknown and not entry.options:
+        raise LabError(f"The {entry.name} tokenizer takes no options, got {', '.join(kw)}; pass only name and text.")
     if unknown:
-        raise LabError(f"Unknown option {', '.join(unknown)} for bpe; use vocab_size, progress or endoftext.")
-    return train_bpe(text, kw.pop("vocab_size", 512), **kw)
+        raise LabError(f"Unknown option {', '.join(unknown)} for {entry.name}; use {', '.join(entry.options)}.")
+    if not entry.needs_text:
+        return entry.build()
+    return entry.build(need_text(text, entry.name, allow_blank=entry.allow_blank), **kw)
+
+
+def tokenizer_for_model(recorded: Any, vocab_size: int) -> Tokenizer:
+    """The tokenizer a model's ids mean: the name its checkpoint records (``extra["tokenizer"]``), else GPT-2's
+    for a 50,257-id vocabulary.
+
+    Only tokenizers that need no training text can be rebuilt from a name; a model trained with another one is
+    refused with a sentence saying so.
+
+    Example:
+        >>> tokenizer_for_model(None, 50257).name
+        'gpt2'
+    """
+    name = recorded.strip().lower() if isinstance(recorded, str) else None
+    if name in (None, "", "unknown") and vocab_size >= GPT2_VOCAB:  # GPT-2 sizes, padded ones too
+        name = "gpt2"
+    entry = REGISTRY.get(name or "")
+    if entry is None or entry.needs_text:
+        raise LabError(f"This model's ids were made by the tokenizer {shown(recorded)} (vocabulary {vocab_size:,}), "
+                       "which the lab cannot rebuild from its name; use a model trained with GPT-2's tokenizer.")
+    tok = entry.build()
+    if tok.n_vocab > vocab_size:
+        raise LabError(f"The {entry.name} tokenizer has {tok.n_vocab:,} ids but the model only {vocab_size:,}; use "
+                       "a model whose vocabulary covers its tokenizer.")
+    return tok
