@@ -126,7 +126,7 @@ def get_tokenizer(name: str, text: str | None = None, **kw: Any) -> Tokenizer:
 
 def tokenizer_for_model(recorded: Any, vocab_size: int) -> Tokenizer:
     """The tokenizer a model's ids mean: the name its checkpoint records (``extra["tokenizer"]``), else GPT-2's
-    for a 50,257-id vocabulary.
+    for a vocabulary of 50,257 ids or more.
 
     Only tokenizers that need no training text can be rebuilt from a name; a model trained with another one is
     refused with a sentence saying so.
