@@ -1,6 +1,6 @@
 """Does instruction fine-tuning raise the score? Before/after on the built-in instruction set, the page's way.
 
-Runs :func:`ui.finetune_jobs.start_instruct_job` — exactly what the Instruction runner's Start button calls — on
+Runs :func:`core.instruct_job.start_instruct_job` — exactly what the Instruction runner's Start button calls — on
 a randomly initialised preset (no pretrained weights are needed, so it works offline): it answers the test
 prompts greedily, fine-tunes a copy of the model, and answers them again. The peer is the same model before
 fine-tuning; the script prints both scores (exact match, token F1, character 3-gram similarity) and the time.
@@ -38,12 +38,12 @@ def main() -> None:
 
     import torch
 
+    from core import instruct_job as ft
     from core.config import GPTConfig
     from core.datasets import load_instructions
     from core.jobs import JobRegistry
     from core.model import GPTModel
     from core.tokenizers import get_tokenizer
-    from ui import finetune_jobs as ft
 
     if args.threads:
         torch.set_num_threads(args.threads)

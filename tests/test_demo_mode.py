@@ -120,8 +120,8 @@ def test_pretraining_start_refuses_runs_above_the_caps(demo):
 
 
 def test_finetune_start_refuses_too_many_planned_steps(demo, tiny_model):
+    from core import classify_job as ft
     from core.tokenizers import get_tokenizer
-    from ui import finetune_jobs as ft
 
     tok = get_tokenizer("gpt2")
     rows = [("ham" if i % 2 else "spam", f"message number {i}") for i in range(400)]

@@ -3,10 +3,11 @@
 import pandas as pd
 import streamlit as st
 
+from core import classify_job as ft
 from core.classify import MODES, POSITIONS, evaluate, predict, prepare_classifier, train_classifier
 from core.datasets import DATASETS, download, is_available, label_mapping, load_classification, parse_table_upload
+from core.finetune_job import job_state
 from core.jobs import ACTIVE, JobBusyError, registry
-from ui import finetune_jobs as ft
 from ui.cache import active_model, active_tokenizer
 from ui.figures_finetune import classify_curves, confusion_figure
 from ui.state import active_model_spec, describe_spec
@@ -89,7 +90,7 @@ balance = c[3].toggle("Balance the classes (the book)", True, key="cls_balance")
 settings = ft.ClassifySettings(source, mode, position, epochs, max_steps or None, lr, batch, max_len or None, balance)
 
 st.session_state.setdefault(RUN, st.query_params.get("cls_run"))  # the URL keeps the run across a refresh
-snap, result = ft.job_state(st.session_state[RUN], "classify")
+snap, result = job_state(st.session_state[RUN], "classify")
 running = snap is not None and snap["status"] in ACTIVE
 b = st.columns([1, 1, 5])
 if b[0].button("Start", type="primary", icon=":material/play_arrow:", disabled=running or df is None,
@@ -107,7 +108,7 @@ if b[1].button("Stop training", icon=":material/stop:", disabled=not running, ke
 
 @st.fragment(run_every=1.0 if running else None)
 def live() -> None:
-    snap, _ = ft.job_state(st.session_state[RUN], "classify")
+    snap, _ = job_state(st.session_state[RUN], "classify")
     if snap is None:
         st.caption("Press **Start** to fine-tune; curves appear here while it trains.")
         return

@@ -2,10 +2,11 @@
 
 import streamlit as st
 
+from core import instruct_job as ft
 from core.datasets import DATASETS, download, is_available, load_instructions, parse_instruction_upload
+from core.finetune_job import job_state
 from core.instruct import custom_collate_fn, format_example, generate_responses, score_responses, train_instruct
 from core.jobs import ACTIVE, JobBusyError, registry
-from ui import finetune_jobs as ft
 from ui.cache import active_model, active_tokenizer
 from ui.figures_finetune import instruct_curves, loss_mask_html
 from ui.state import active_model_spec, describe_spec
@@ -96,7 +97,7 @@ settings = ft.InstructSettings(source, epochs, max_steps or None, lr, batch, max
                                eval_every=max(5, (max_steps or 100) // 20))
 
 st.session_state.setdefault(RUN, st.query_params.get("ins_run"))  # the URL keeps the run across a refresh
-snap, result = ft.job_state(st.session_state[RUN], "instruct")
+snap, result = job_state(st.session_state[RUN], "instruct")
 running = snap is not None and snap["status"] in ACTIVE
 b = st.columns([1, 1, 5])
 if b[0].button("Start", type="primary", icon=":material/play_arrow:", disabled=running or records is None,
@@ -114,7 +115,7 @@ if b[1].button("Stop training", icon=":material/stop:", disabled=not running, ke
 
 @st.fragment(run_every=1.0 if running else None)
 def live() -> None:
-    snap, _ = ft.job_state(st.session_state[RUN], "instruct")
+    snap, _ = job_state(st.session_state[RUN], "instruct")
     if snap is None:
         st.caption(f"Press **Start**: the model first answers {n_eval} test prompts, then fine-tunes (curves appear "
                    "here), then answers them again.")

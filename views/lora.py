@@ -4,16 +4,16 @@ import pandas as pd
 import streamlit as st
 
 from core.lora import LoRALinear, apply_lora, lora_parameter_counts, lora_target_names, merge_lora
-from core.model import count_parameters
-from ui.cache import active_model
-from ui.figures_finetune import lora_matrix_heatmap, lora_shapes_figure
-from ui.finetune_jobs import (
+from core.lora_lab import (
     LORA_TARGET_SETS,
     book_lora_reference,
     lora_count_table,
     lora_layer_demo,
     merge_check,
 )
+from core.model import count_parameters
+from ui.cache import active_model
+from ui.figures_finetune import lora_matrix_heatmap, lora_shapes_figure
 from ui.state import active_model_spec, describe_spec
 from ui.widgets import guard, next_page_link, page_header, show_code
 

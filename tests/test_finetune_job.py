@@ -6,30 +6,22 @@ import pandas as pd
 import pytest
 import torch
 
+from core.classify_job import (
+    ClassifySettings,
+    misclassified,
+    prepare_classification,
+    start_classify_job,
+    upload_columns,
+)
 from core.config import GPTConfig
 from core.datasets import load_classification, load_instructions
 from core.errors import LabError
+from core.finetune_job import FinetuneResult, job_state
+from core.instruct_job import InstructSettings, instruction_splits, responses_table, start_instruct_job, xray_batch
 from core.jobs import JobRegistry
+from core.lora_lab import book_lora_reference, lora_count_table, lora_layer_demo, merge_check
 from core.model import GPTModel
 from core.tokenizers import get_tokenizer
-from ui.finetune_jobs import (
-    ClassifySettings,
-    FinetuneResult,
-    InstructSettings,
-    book_lora_reference,
-    instruction_splits,
-    job_state,
-    lora_count_table,
-    lora_layer_demo,
-    merge_check,
-    misclassified,
-    prepare_classification,
-    responses_table,
-    start_classify_job,
-    start_instruct_job,
-    upload_columns,
-    xray_batch,
-)
 
 
 @pytest.fixture(scope="module")

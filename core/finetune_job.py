@@ -1,0 +1,69 @@
+"""What every fine-tuning job shares: its result, its state as the pages read it, and the checks made before it
+starts (settings, hosted-demo caps).
+
+A fine-tuning job trains a *deep copy* of the model it is given in a :mod:`core.jobs` thread, so the cached
+active model is never changed; :mod:`core.classify_job` and :mod:`core.instruct_job` are the two jobs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from core.errors import LabError
+from core.jobs import JobRegistry, registry
+from core.limits import current_limits
+
+
+@dataclass
+class FinetuneResult:
+    """What a fine-tuning job returns (``job.result``). ``status`` is ``"finished"`` or ``"stopped"``."""
+
+    kind: str
+    status: str
+    settings: dict[str, Any]
+    records: list[dict[str, Any]]
+    model: nn.Module | None = None  # the fine-tuned copy (dropped for older runs to save memory)
+    details: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+
+def release_old_models(jobs: JobRegistry, kind: str, keep: int = 1) -> None:
+    """Keep the fine-tuned models of only the newest ``keep`` finished runs of ``kind`` in memory."""
+    done = [j for j in jobs.list() if j.kind == kind and not j.active and isinstance(j.result, FinetuneResult)]
+    for job in done[keep:]:
+        job.result.model = None
+
+
+def job_state(run_id: str | None, kind: str | None = None,
+              jobs: JobRegistry | None = None) -> tuple[dict[str, Any] | None, Any]:
+    """``(snapshot, result)`` of a run, or ``(None, None)`` when the registry does not know it (any more) or it is
+    not of ``kind``."""
+    job = (jobs or registry()).get(run_id) if isinstance(run_id, str) and run_id else None
+    if job is None or (kind is not None and job.kind != kind):
+        return None, None
+    return job.snapshot(), job.result
+
+
+def check_finetune_settings(epochs: int, max_steps: int | None, lr: float, batch_size: int) -> None:
+    if not isinstance(epochs, int) or epochs < 1:
+        raise LabError(f"epochs must be at least 1, got {epochs!r}.")
+    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+        raise LabError(f"max steps must be at least 1 (or empty for whole epochs), got {max_steps!r}.")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 < lr <= 1):
+        raise LabError(f"The learning rate must be between 0 and 1, got {lr!r}; the book uses 5e-5.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise LabError(f"The batch size must be at least 1, got {batch_size!r}.")
+    current_limits().check_batch(batch_size)
+
+
+def check_planned_steps(n_train: int, batch_size: int, epochs: int, max_steps: int | None) -> None:
+    """Refuse a run longer than the hosted-demo cap before it starts (a no-op outside the demo)."""
+    per_epoch = n_train // batch_size if n_train > batch_size else 1  # the train loader drops a ragged last batch
+    planned = per_epoch * epochs if max_steps is None else min(max_steps, per_epoch * epochs)
+    current_limits().check_steps(planned)
+
+
