@@ -1,8 +1,8 @@
 """Does the live dashboard slow training down? One tiny run the page's way vs the same run from the CLI.
 
-- ``page``: :func:`ui.train_panel.start_pretraining` (exactly what the Start button calls) runs the job in a thread
+- ``page``: :func:`core.pretrain_job.start_pretraining` (exactly what the Start button calls) runs the job in a thread
   of this process while a simulated dashboard polls once a second, doing what the ``st.fragment`` does:
-  :func:`ui.train_panel.dashboard_state` (``job.snapshot()`` merged with ``run.json``) and the loss figure.
+  :func:`core.run_view.dashboard_state` (``job.snapshot()`` merged with ``run.json``) and the loss figure.
 - ``cli``: ``python -m core pretrain`` in a subprocess.
 
 Same preset, settings, corpus and seed; one run each by default (``--rounds N`` alternates N pairs and reports the
@@ -71,9 +71,10 @@ def run_page(args: argparse.Namespace, runs: Path, run_id: str) -> tuple[float, 
     logging.getLogger("streamlit.runtime.caching.cache_data_api").setLevel(logging.ERROR)
     from core.config import GPTConfig
     from core.datasets import load_corpus
+    from core.pretrain_job import Corpus, start_pretraining
+    from core.run_view import dashboard_state
     from core.train import TrainSettings
     from ui.figures_train import loss_figure
-    from ui.train_panel import Corpus, dashboard_state, start_pretraining
 
     corpus = Corpus(load_corpus("builtin-corpus"), "builtin-corpus", "Built-in stories")
     job = start_pretraining(GPTConfig.preset("tiny"), TrainSettings(**settings_args(args)), corpus, run_id, runs)

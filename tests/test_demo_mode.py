@@ -107,7 +107,7 @@ def demo(monkeypatch, tmp_path):
 
 
 def test_pretraining_start_refuses_runs_above_the_caps(demo):
-    from ui.train_panel import Corpus, check_caps, start_pretraining
+    from core.pretrain_job import Corpus, check_caps, start_pretraining
 
     check_caps(GPTConfig.preset("mini"), TrainSettings(max_steps=2_000, batch_size=32))
     with pytest.raises(LabError, match="2,000 steps"):

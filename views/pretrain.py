@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.pretrained import download_gpt2
 from core.train import Trainer, calc_loss_batch, calc_loss_loader, lr_at
+from ui import gpt2_panel, run_dashboard
 from ui import train_panel as tp
 from ui.widgets import next_page_link, page_header, show_code
 
@@ -17,7 +18,7 @@ page_header(
     "ln(50,257) ≈ 10.82; watch it fall, and the samples turn from noise into words.",
 )
 
-tp.show_flash()
+run_dashboard.show_flash()
 train_tab, gpt2_tab = st.tabs([":material/model_training: Train from scratch",
                                ":material/download: Load GPT-2's weights (book §5.5)"], key="pt_tab")
 with train_tab:
@@ -37,10 +38,10 @@ with train_tab:
 
     st.subheader("5 · Train")
     tp.start_controls(cfg, settings, corpus)
-    tp.run_dashboard()
+    run_dashboard.run_dashboard()
 
     st.subheader("Past runs", divider="gray")
-    tp.runs_section()
+    run_dashboard.runs_section()
     show_code(calc_loss_batch, calc_loss_loader, lr_at, Trainer._train_step)
 
 with gpt2_tab:
@@ -50,9 +51,9 @@ with gpt2_tab:
         "transposed `Conv1D` weights); the lab maps them into its `GPTModel`. The file is fetched once and kept "
         "in the data folder, or taken from a Hugging Face cache already on this machine."
     )
-    tp.gpt2_section()
+    gpt2_panel.gpt2_section()
     show_code(download_gpt2, label="Show the download code")
 
 st.subheader("The book's check: continue “Every effort moves you”", divider="gray")
-tp.book_check()
+gpt2_panel.book_check()
 next_page_link(PATH)

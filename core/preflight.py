@@ -1,0 +1,44 @@
+"""Pre-flight numbers for a pretraining run: how the corpus splits (the trainer's own plan) and how long the run
+will take at a measured speed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from core.config import GPTConfig
+from core.train import TrainSettings
+from core.train_plan import plan_data
+
+EOT = "<|endoftext|>"
+PRETRAIN_TOKENIZER = "gpt2"  # a run trained from scratch uses GPT-2's BPE; its checkpoint records the name
+FRESH_S = 15 * 60  # a run.json marked running and written this recently is taken to be trained by another process
+
+def preflight_numbers(n_tokens: int, cfg: GPTConfig, settings: TrainSettings) -> dict[str, Any]:
+    """How a corpus of ``n_tokens`` splits into training/validation tokens, windows and epochs.
+
+    A view of :func:`core.train_plan.plan_data`, the function the trainer itself checks its data with, so the
+    pre-flight panel and the trainer cannot disagree (same numbers, same sentences).
+    """
+    plan = plan_data(n_tokens, cfg, settings)
+    return {
+        "context": plan.context, "train_tokens": plan.train_tokens, "val_tokens": plan.val_tokens,
+        "train_windows": plan.train_windows, "val_windows": plan.val_windows,
+        "tokens_per_step": plan.tokens_per_step, "tokens_per_epoch": plan.tokens_per_epoch,
+        "steps_per_epoch": plan.steps_per_epoch, "epochs": plan.epochs, "problems": list(plan.problems),
+    }  # fmt: skip
+
+
+def estimate_seconds(numbers: dict[str, Any], settings: TrainSettings, tokens_per_s: float) -> dict[str, float]:
+    """Training time from a measured speed: the steps, plus evaluations (a forward pass costs ~1/3 of a step)."""
+    per_step = numbers["tokens_per_step"] / tokens_per_s
+    train = settings.max_steps * per_step
+    n_evals = settings.max_steps // settings.eval_every + 2  # at step 1, every eval_every, and at the end
+    val_batches = math.ceil(numbers["val_windows"] / settings.batch_size)
+    if settings.eval_batches is not None:
+        val_batches = min(val_batches, settings.eval_batches)
+    evaluation = n_evals * val_batches * per_step / 3
+    return {"train": train, "eval": evaluation, "total": train + evaluation}
+
+
