@@ -220,13 +220,9 @@ def download(
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = part_path(dest)
         for attempt in range(retries + 1):
-            try:
-                _fetch_once(url, part, progress, timeout, chunk_bytes, max_bytes)
+            if _attempt(lambda: _fetch_once(url, part, progress, timeout, chunk_bytes, max_bytes), attempt, retries,
+                        backoff):
                 break
-            except (Unreachable, Interrupted) as err:
-                if attempt == retries or isinstance(err, Offline):
-                    raise
-                time.sleep(backoff * 2**attempt)
         try:
             if sha256 is not None and sha256_of(part) != sha256:
                 raise ChecksumMismatch(f"sha256 of {dest.name} differs")
@@ -237,6 +233,18 @@ def download(
             raise
         os.replace(part, dest)
     return dest
+
+
+def _attempt(fetch: Callable[[], None], attempt: int, retries: int, backoff: float) -> bool:
+    """Run one try; True when it finished, False after a retryable failure (and the pause before the next)."""
+    try:
+        fetch()
+    except (Unreachable, Interrupted) as err:
+        if attempt == retries or isinstance(err, Offline):
+            raise
+        time.sleep(backoff * 2**attempt)
+        return False
+    return True
 
 
 def _open(url: str, part: Path, timeout: float) -> tuple[http.client.HTTPResponse, int]:
