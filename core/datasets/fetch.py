@@ -1,6 +1,7 @@
 """Fetch the book's datasets into the cache: stream, resume, retry, verify, then move into place atomically.
 
-Only the standard library is used (``urllib``), so this works wherever Python does. The flow for one file:
+The transfer is :func:`core.fileio.download` (standard library only, so this works wherever Python does); this
+module adds the registry, the checks and the cache manifest. The flow for one file:
 
 1. stream into ``<file>.part``; if a ``.part`` is already there, ask for the rest with an HTTP ``Range`` header
    (a server that ignores it answers 200 with the whole file, and we start again from byte 0);
@@ -15,26 +16,21 @@ For testing or mirrors, ``download(..., url=...)`` or the environment variable `
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import json
 import os
 import re
-import socket
 import threading
-import time
 import zipfile
 import zlib
-from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
-from urllib.request import Request, urlopen
 
+from core import fileio
 from core.datasets.registry import DatasetInfo, data_dir, get_info, path_of
-from core.errors import LabError, shown
+from core.errors import LabError
+from core.fileio import Progress, sha256_of
 
-Progress = Callable[[int, int | None], None]
+__all__ = ["check_structure", "download", "read_manifest", "sha256_of", "verify_cached"]
 
 CHUNK_BYTES = 64 * 1024
 MAX_DOWNLOAD_BYTES = 100 * 1024 * 1024  # the largest file we fetch is ~0.5 MB; anything huge is wrong
@@ -42,37 +38,7 @@ MAX_MEMBER_BYTES = 20 * 1024 * 1024  # cap on what one zip member may expand to 
 BACKOFF_S = 0.5  # first retry waits this long, then twice as long each time (tests set it to 0)
 MANIFEST = "manifest.json"
 
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
 _manifest_lock = threading.Lock()
-
-
-class _Unreachable(Exception):
-    """The connection could not be opened (offline, DNS failure, refused, timed out)."""
-
-
-class _Offline(_Unreachable):
-    """The host name could not be resolved: almost surely no network, so retrying only makes the user wait."""
-
-
-class _Refused(Exception):
-    """The server answered with a client error (404, 403…): retrying will not help."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(f"HTTP {code} ({reason})")
-
-
-class _Interrupted(Exception):
-    """The connection opened but the transfer broke off or the server failed; worth resuming."""
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks so big files do not fill memory."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_manifest() -> dict[str, dict[str, str]]:
@@ -88,12 +54,13 @@ def _record(filename: str, digest: str, url: str, how: str) -> None:
     with _manifest_lock:
         manifest = read_manifest()
         manifest[filename] = {"sha256": digest, "url": url, "verified": how}
-        tmp = data_dir() / (MANIFEST + ".tmp")
+        text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
         try:
-            tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            os.replace(tmp, data_dir() / MANIFEST)
-        except OSError:
-            pass  # a read-only cache (e.g. a shared mount): the file was checked now and will be again next time
+            fileio.atomic_write_bytes(data_dir() / MANIFEST, text.encode("utf-8"))
+        except LabError as err:
+            if not fileio.is_write_failure(err):
+                raise
+            # a read-only cache (e.g. a shared mount): the file was checked now and will be again next time
 
 
 def check_structure(info: DatasetInfo, path: Path) -> None:
@@ -162,72 +129,6 @@ def _source_url(info: DatasetInfo, url: str | None) -> str:
     return info.url
 
 
-def _fetch_once(url: str, part: Path, progress: Progress | None, timeout: float) -> None:
-    """One attempt: resume ``part`` from its current size (or start it), append until the server is done."""
-    start = part.stat().st_size if part.exists() else 0
-    headers = {"User-Agent": "llm-scratch-lab (+https://github.com/rasbt/LLMs-from-scratch)"}
-    if start:
-        headers["Range"] = f"bytes={start}-"
-    try:
-        resp = urlopen(Request(url, headers=headers), timeout=timeout)  # scheme checked in download()
-    except HTTPError as err:
-        if err.code == 416:  # our partial file is not a prefix the server can continue: start over
-            part.unlink(missing_ok=True)
-            raise _Interrupted("range not satisfiable") from None
-        if err.code >= 500 or err.code == 429:
-            raise _Interrupted(f"HTTP {err.code}") from None
-        raise _Refused(err.code, err.reason) from None
-    except (URLError, OSError) as err:  # DNS failure, connection refused, timeout while connecting
-        if isinstance(getattr(err, "reason", err), socket.gaierror):
-            raise _Offline(str(err)) from None
-        raise _Unreachable(str(err)) from None
-    with resp:
-        done = 0
-        if resp.status == 206 and start:
-            m = re.match(r"bytes (\d+)-\d+/(\d+|\*)", resp.headers.get("Content-Range", ""))
-            if not m or int(m.group(1)) != start:  # resumed somewhere else: our bytes would not line up
-                part.unlink(missing_ok=True)
-                raise _Interrupted("server resumed at another offset")
-            done = start
-        # Any other status (200) carries the whole file, even if we asked for a range: overwrite from 0.
-        length = resp.headers.get("Content-Length")
-        expected = int(length) if length and length.isdigit() else None
-        total = done + expected if expected is not None else None
-        received = 0
-        with open(part, "ab" if done else "wb") as f:
-            while True:
-                try:
-                    chunk = resp.read(CHUNK_BYTES)
-                except (OSError, http.client.HTTPException) as err:
-                    raise _Interrupted(str(err)) from None
-                if not chunk:
-                    break
-                f.write(chunk)
-                received += len(chunk)
-                done += len(chunk)
-                if done > MAX_DOWNLOAD_BYTES:
-                    f.close()
-                    part.unlink(missing_ok=True)
-                    raise LabError(f"The download from {urlparse(url).hostname} is larger than "
-                                   f"{MAX_DOWNLOAD_BYTES >> 20} MB, far more than this dataset should be; the "
-                                   "source may have changed, so nothing was kept.")
-                if progress is not None:
-                    progress(done, total)
-    # http.client returns b"" instead of raising when the server closes early, so count the bytes ourselves.
-    if expected is not None and received < expected:
-        raise _Interrupted(f"connection closed after {received} of {expected} bytes")
-
-
-def _fetch(url: str, part: Path, progress: Progress | None, timeout: float, retries: int) -> None:
-    for attempt in range(retries + 1):
-        try:
-            return _fetch_once(url, part, progress, timeout)
-        except (_Unreachable, _Interrupted) as err:
-            if attempt == retries or isinstance(err, _Offline):
-                raise
-            time.sleep(BACKOFF_S * 2**attempt)
-
-
 def _find_member(zf: zipfile.ZipFile, member: str) -> zipfile.ZipInfo | None:
     """The member called exactly ``member``, else one whose last path part is ``member`` (a zip with a folder).
 
@@ -273,11 +174,6 @@ def _extract_member(archive: Path, info: DatasetInfo, dest: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _lock_for(name: str) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(name, threading.Lock())
-
-
 def download(name: str, progress: Progress | None = None, timeout: float = 30, retries: int = 3,
              url: str | None = None) -> Path:
     """Download a registry dataset into the cache (once) and return the path of the verified file.
@@ -302,48 +198,49 @@ def download(name: str, progress: Progress | None = None, timeout: float = 30, r
     if info.source == "builtin":
         return dest
     src = _source_url(info, url)
-    if urlparse(src).scheme not in ("http", "https"):
-        raise LabError(f"Downloads must use http or https, not {shown(src)}; check the address.")
-    with _lock_for(name):
+    fileio.check_url(src)
+    with fileio.lock_for(dest):
         if dest.is_file():
             try:
                 return verify_cached(name)
             except LabError:
                 pass  # a damaged or stale copy: fetch a fresh one over it
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        part = dest.with_name(dest.name + (".zip" if info.archive_member else "") + ".part")
-        host = urlparse(src).hostname
-        try:
-            _fetch(src, part, progress, timeout, retries)
-        except _Unreachable:
-            what = (f"the zip on a machine with internet, extract {info.archive_member} from it"
-                    if info.archive_member else "the file on a machine with internet")
-            raise LabError(f"Could not reach {host} (no internet connection?). Download {what} and place it at "
-                           f"{dest}, or use the built-in dataset.") from None
-        except _Refused as err:
-            raise LabError(f"The server {host} answered {err} for {src}; the file may have moved, so download it "
-                           f"by hand and place it at {dest}, or use the built-in dataset.") from None
-        except _Interrupted:
-            raise LabError(f"The download of {info.filename} from {host} kept breaking off ({retries + 1} tries); "
-                           "check your connection and try again, it will resume where it stopped.") from None
-        digest = sha256_of(part)
-        if info.sha256 is not None and digest != info.sha256:
-            part.unlink(missing_ok=True)
-            raise LabError(f"The downloaded file {info.filename} does not match the expected checksum; the "
-                           "download was corrupted or the source changed. Try again; if it persists, report it.")
         if info.archive_member:
+            archive = _fetch(info, src, dest.with_name(dest.name + ".zip"), progress, timeout, retries)
             try:
-                _extract_member(part, info, dest)
+                _extract_member(archive, info, dest)
             finally:
-                part.unlink(missing_ok=True)  # keep only what we extracted
-            digest = sha256_of(dest)
+                archive.unlink(missing_ok=True)  # keep only what we extracted
         else:
-            if info.sha256 is None:
-                try:
-                    check_structure(info, part)
-                except LabError:
-                    part.unlink(missing_ok=True)
-                    raise
-            os.replace(part, dest)
-        _record(info.filename, digest, src, "sha256" if info.sha256 else "structure")
+            verify = None if info.sha256 is not None else (lambda part: check_structure(info, part))
+            _fetch(info, src, dest, progress, timeout, retries, verify)
+        _record(info.filename, sha256_of(dest), src, "sha256" if info.sha256 else "structure")
     return dest
+
+
+def _fetch(info: DatasetInfo, src: str, target: Path, progress: Progress | None, timeout: float, retries: int,
+           verify=None) -> Path:
+    """:func:`core.fileio.download` of ``src`` into ``target``, its failures said as one sentence each."""
+    host, dest = urlparse(src).hostname, path_of(info.name)
+    try:
+        return fileio.download(src, target, sha256=info.sha256, verify=verify, progress=progress, timeout=timeout,
+                               retries=retries, backoff=BACKOFF_S, chunk_bytes=CHUNK_BYTES,
+                               max_bytes=MAX_DOWNLOAD_BYTES)
+    except fileio.Unreachable:
+        what = (f"the zip on a machine with internet, extract {info.archive_member} from it"
+                if info.archive_member else "the file on a machine with internet")
+        raise LabError(f"Could not reach {host} (no internet connection?). Download {what} and place it at "
+                       f"{dest}, or use the built-in dataset.") from None
+    except fileio.Refused as err:
+        raise LabError(f"The server {host} answered {err} for {src}; the file may have moved, so download it "
+                       f"by hand and place it at {dest}, or use the built-in dataset.") from None
+    except fileio.Interrupted:
+        raise LabError(f"The download of {info.filename} from {host} kept breaking off ({retries + 1} tries); "
+                       "check your connection and try again, it will resume where it stopped.") from None
+    except fileio.TooLarge:
+        raise LabError(f"The download from {host} is larger than {MAX_DOWNLOAD_BYTES >> 20} MB, far more than "
+                       "this dataset should be; the source may have changed, so nothing was kept.") from None
+    except fileio.ChecksumMismatch:
+        raise LabError(f"The downloaded file {info.filename} does not match the expected checksum; the "
+                       "download was corrupted or the source changed. Try again; if it persists, report it.") \
+            from None
