@@ -8,7 +8,6 @@ A run's corpus is kept on disk (:func:`store_corpus`) so the run can be resumed 
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from core.config import GPTConfig
 from core.datasets import data_dir, load_corpus
 from core.errors import LabError
+from core.fileio import atomic_write_bytes
 from core.jobs import Job, registry, start_training_job
 from core.limits import current_limits
 from core.runs import run_path
@@ -43,10 +43,7 @@ def store_corpus(text: str) -> Path:
     folder = data_dir() / "corpora"
     path = folder / f"{hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]}.txt"
     if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(text.encode("utf-8"))
-        os.replace(tmp, path)
+        atomic_write_bytes(path, text.encode("utf-8"))
     return path
 
 

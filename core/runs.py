@@ -35,6 +35,13 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from core.errors import LabError, json_or_problem, parse_json_safely, shown
+from core.fileio import (  # noqa: F401
+    atomic_write,  # every file of a run is written through core.fileio
+    atomic_write_bytes,
+    atomic_write_json,
+    fsync_dir,
+    is_write_failure,
+)
 
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -43,7 +50,7 @@ RUN_FILE = "run.json"
 OPTIM_FORMAT = "llm-scratch-lab-optim/1"
 RUN_FORMAT = "llm-scratch-lab-run/1"
 STATUSES = ("running", "stopped", "finished", "diverged", "failed")
-_OUR_TMP = re.compile(r"\.[A-Za-z0-9._-]+\.[0-9a-f]{12}\.tmp")  # see _atomic
+_OUR_TMP = re.compile(r"\.[A-Za-z0-9._-]+\.[0-9a-f]{12}\.tmp")  # see core.fileio.atomic_write
 _SAFETENSORS_TMP = re.compile(r"\.tmp[A-Za-z0-9]{6}")  # the Rust tempfile crate's naming
 _RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
 
@@ -104,36 +111,6 @@ def check_run_folder(run_dir: str | os.PathLike) -> Path:
     return run_dir
 
 
-# ------------------------------------------------------------------------------------------- atomic writes
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder, fsync, then rename over it."""
-    _atomic(path, lambda tmp: tmp.write_bytes(data))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically (see :func:`atomic_write_bytes`)."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, allow_nan=False) + "\n").encode("utf-8"))
-
-
-def _atomic(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)  # inside the try: a file in the way is an OSError too
-        write(tmp)
-        with open(tmp, "r+b") as f:  # on disk before the rename makes it the real file
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        why = err.strerror or err
-        raise LabError(f"Could not write {path} ({why}); check the disk space and permissions.") from err
-    finally:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:  # the folder itself is gone or is now a file: there is no temporary file to remove
-            pass
-    fsync_dir(path.parent)
-
-
 def folder_problem(folder: str | os.PathLike) -> str | None:
     """Why ``folder`` cannot hold runs, as one sentence, or None when it is (or can become) a folder.
 
@@ -188,25 +165,6 @@ def check_writable(folder: Path) -> None:
             probe.unlink(missing_ok=True)
         except OSError:
             pass
-
-
-def is_write_failure(err: BaseException) -> bool:
-    """True for the LabError a file write raises when the disk refuses it (full, read-only, a file in the way)."""
-    return isinstance(err, LabError) and isinstance(err.__cause__, OSError)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Persist renames inside ``folder`` (a no-op where folders can't be opened, e.g. Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -308,7 +266,7 @@ def save_optimizer(
         "param_names": json.dumps(param_names),
         "param_group": json.dumps(group),
     }
-    _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
 def load_optimizer(path: Path, optimizer: torch.optim.Optimizer, param_names: list[str]) -> dict[str, Any]:
