@@ -202,9 +202,9 @@ def test_bad_input_gets_one_sentence(runs, monkeypatch):
     at.button(key="pt_start").click().run()
     assert any("is not allowed" in e.value for e in at.error)
 
-    import core.train
+    import core.train_memory
 
-    monkeypatch.setattr(core.train, "available_memory", lambda device: 100 * 2**20)  # 100 MiB free
+    monkeypatch.setattr(core.train_memory, "available_memory", lambda device: 100 * 2**20)  # 100 MiB free
     at.text_input(key="pt_run_id_0").set_value("t-memory").run()
     assert any(w.value.startswith("Does not fit") for w in at.warning)
     assert at.button(key="pt_measure").disabled

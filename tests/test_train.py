@@ -16,7 +16,7 @@ import time
 import pytest
 import torch
 
-from core import runs
+from core import runs, train_memory
 from core import train as train_mod
 from core.checkpoint import load
 from core.config import GPTConfig
@@ -291,7 +291,7 @@ def test_memory_estimate_and_refusal(monkeypatch):
     assert est["n_params"] == count_parameters(GPTModel(cfg))
     assert est["weights_bytes"] == 4 * est["n_params"] and est["optimizer_bytes"] == 8 * est["n_params"]
     assert est["activations_bytes"] == 8 * 64 * 64 * 2 * 34 + 8 * 64 * 50257 * 8
-    monkeypatch.setattr(train_mod, "available_memory", lambda device: 1000)
+    monkeypatch.setattr(train_memory, "available_memory", lambda device: 1000)
     with pytest.raises(LabError, match=r"but only 0\.00 GB is free on cpu; use a smaller batch size"):
         Trainer(CFG, settings(), corpus_ids())
     assert estimate_training_memory(CFG, settings(), "cpu")["fits"] is False

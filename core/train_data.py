@@ -1,0 +1,107 @@
+"""Batches and losses of pretraining (the book's chapter 5): the train/validation split, the batch of each step
+as a pure function of (step, seed), and the cross-entropy of a batch or a whole loader.
+
+Shape legend: B batch, L context length, V vocabulary size, N number of windows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import torch
+import torch.nn.functional as F
+
+from core.train_plan import split_sizes
+
+
+# -------------------------------------------------------------------------------------------------- data
+def split_token_ids(ids: torch.Tensor, val_ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """First ``1 - val_ratio`` of the tokens for training, the rest for validation (the book's split).
+
+    Splitting *before* cutting windows keeps every validation token out of every training window.
+
+    Example:
+        >>> [t.tolist() for t in split_token_ids(torch.arange(10), 0.2)]
+        [[0, 1, 2, 3, 4, 5, 6, 7], [8, 9]]
+    """
+    cut, _ = split_sizes(int(ids.numel()), val_ratio)
+    return ids[:cut], ids[cut:]
+
+
+def batch_indices(step_index: int, n_windows: int, batch_size: int, seed: int) -> torch.Tensor:
+    """Window indices of the batch at 0-based ``step_index``, a pure function of its arguments.
+
+    Each epoch visits the windows in the order of ``torch.randperm`` drawn from a generator seeded with
+    ``(seed, epoch)``; the windows left over after the last full batch of an epoch are skipped (drop_last).
+
+    Example:
+        >>> batch_indices(0, 10, 4, seed=1).shape
+        torch.Size([4])
+    """
+    per_epoch = n_windows // batch_size
+    epoch, i = divmod(step_index, per_epoch)
+    gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
+    return torch.randperm(n_windows, generator=gen)[i * batch_size : (i + 1) * batch_size]
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    # Mix the two numbers so (seed, epoch) and (seed + 1, epoch - 1) give unrelated permutations.
+    digest = hashlib.sha256(f"{seed}/{epoch}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def calc_loss_batch(
+    input_batch: torch.Tensor, target_batch: torch.Tensor, model: torch.nn.Module, device: torch.device | str
+) -> torch.Tensor:
+    """Mean next-token cross-entropy of one batch (the book's ``calc_loss_batch``).
+
+    Args:
+        input_batch, target_batch: (B, L) token ids; targets are the inputs shifted by one.
+        model: the GPT (or its DDP wrapper).
+        device: where the model lives.
+    """
+    input_batch, target_batch = input_batch.to(device), target_batch.to(device)
+    logits = model(input_batch)  # (B, L, V)
+    return F.cross_entropy(logits.flatten(0, 1).float(), target_batch.flatten())
+
+
+def calc_loss_loader(
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    batch_size: int,
+    max_batches: int | None = None,
+    device: torch.device | str | None = None,
+) -> float:
+    """Average loss over the batches of (inputs, targets), in order (the book's ``calc_loss_loader``).
+
+    Args:
+        model: the GPT, evaluated as is (call ``model.eval()`` first to switch dropout off).
+        inputs, targets: (N, L) windows.
+        batch_size: windows per batch; the last batch may be smaller (no drop_last for evaluation).
+        max_batches: use only the first this many batches (``None`` = all).
+        device: defaults to the model's device.
+
+    Returns:
+        The mean of the per-batch losses, or NaN if there are no windows.
+    """
+    total, count = _loss_sum(model, inputs, targets, batch_size, max_batches, device, 0, 1)
+    return total / count if count else float("nan")
+
+
+def _loss_sum(model, inputs, targets, batch_size, max_batches, device, rank, world) -> tuple[float, int]:
+    """Sum and number of the batch losses this rank computes (batches rank, rank + world, …)."""
+    device = device if device is not None else next(model.parameters()).device
+    n_batches = math.ceil(inputs.shape[0] / batch_size)
+    if max_batches is not None:
+        n_batches = min(n_batches, max_batches)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for b in range(rank, n_batches, world):
+            sl = slice(b * batch_size, (b + 1) * batch_size)
+            total += calc_loss_batch(inputs[sl], targets[sl], model, device).item()
+            count += 1
+    return total, count
+
+

@@ -1,0 +1,102 @@
+"""Training speed outside a run: the one-step function ``bench/`` times, and the short probe behind the
+pre-flight panel's time estimate.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from core.config import GPTConfig
+from core.distributed import _autocast_dtype, _resolve_device
+from core.model import GPTModel
+from core.train_config import TrainSettings, _whole
+from core.train_data import calc_loss_batch
+from core.train_step import train_step
+
+
+def make_train_step(
+    model: torch.nn.Module,
+    lr: float = 4e-4,
+    weight_decay: float = 0.1,
+    grad_clip: float | None = 1.0,
+    precision: str = "auto",
+) -> Callable[[torch.Tensor, torch.Tensor], float]:
+    """One optimizer step as a function ``step(inputs, targets) -> loss``, using what the device offers.
+
+    ``precision="auto"`` turns on bf16 autocast where the hardware computes bf16 natively (CUDA with bf16
+    support; CPUs with AVX-512 BF16 or AMX), and plain fp32 elsewhere. The loss is always computed in fp32.
+    The :class:`Trainer` runs the same sequence of operations; this standalone form is what ``bench/`` times.
+
+    Example:
+        >>> step = make_train_step(GPTModel(GPTConfig.preset("tiny")))  # doctest: +SKIP
+        >>> step(x, y)  # doctest: +SKIP
+        10.83
+    """
+    device = next(model.parameters()).device
+    if precision == "auto":
+        precision = "bf16-autocast" if _native_bf16(device) else "fp32"
+    amp, _ = _autocast_dtype(precision, device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def step(inputs: torch.Tensor, targets: torch.Tensor) -> float:
+        result = train_step(
+            model, opt, inputs, targets, loss_fn=calc_loss_batch, grad_clip=grad_clip or None,
+            autocast_dtype=amp, device=device,
+        )  # fmt: skip
+        return result.loss.item()
+
+    return step
+
+
+def _native_bf16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def probe_speed(model_cfg: GPTConfig, settings: TrainSettings, steps: int = 3) -> float:
+    """Measure training throughput in tokens/s over a few steps on random tokens (for the UI's time estimate).
+
+    One warm-up step is not timed. The global RNG is restored afterwards, so a running job is not disturbed.
+
+    Example:
+        >>> probe_speed(GPTConfig.preset("tiny"), TrainSettings(batch_size=4), steps=2) > 0  # doctest: +SKIP
+        True
+    """
+    steps = _whole(steps, "steps", 1, "measure at least one step")
+    device = _resolve_device(settings.device)
+    amp, _ = _autocast_dtype(settings.precision, device)
+    ctx = min(settings.context_length or model_cfg.context_length, model_cfg.context_length)
+    b = settings.batch_size
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        model = GPTModel(model_cfg).to(device).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        gen = torch.Generator().manual_seed(0)
+        ids = torch.randint(0, model_cfg.vocab_size, (b, ctx + 1), generator=gen).to(device)  # (B, L + 1)
+        start = 0.0
+        for i in range(steps + 1):
+            if i == 1:
+                _sync(device)
+                start = time.perf_counter()
+            train_step(
+                model, opt, ids[:, :-1], ids[:, 1:], loss_fn=calc_loss_batch,
+                grad_clip=settings.grad_clip or math.inf, autocast_dtype=amp, device=device,
+            )  # fmt: skip
+        _sync(device)
+    return steps * b * ctx / max(time.perf_counter() - start, 1e-9)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
