@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
 from core import runs
 from core.config import GPTConfig
@@ -65,6 +64,7 @@ from core.train_data import (  # noqa: F401 - re-exported: the public API is cor
     calc_loss_loader,
     split_token_ids,
 )
+from core.train_eval import Evaluation
 from core.train_memory import _gib, available_memory, estimate_training_memory  # noqa: F401
 from core.train_plan import plan_data
 from core.train_speed import make_train_step, probe_speed  # noqa: F401
@@ -78,7 +78,7 @@ def _corpus_fingerprint(ids: torch.Tensor) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ trainer
-class Trainer(RunRecorder):
+class Trainer(RunRecorder, Evaluation):
     """The book's pretraining loop with checkpoints, exact resume, a NaN guard and optional DDP.
 
     Args:
@@ -351,41 +351,6 @@ class Trainer(RunRecorder):
         per_rank = self.settings.batch_size // self.world
         idx = idx[self.rank * per_rank : (self.rank + 1) * per_rank]
         return self.train_x[idx], self.train_y[idx]
-
-    def evaluate(self) -> float:
-        """Validation loss over ``eval_batches`` batches (all when None), with dropout off."""
-        s = self.settings
-        self.model.eval()
-        try:
-            with autocast(self.device, self.amp_dtype):
-                total, count = _loss_sum(
-                    self.model, self.val_x, self.val_y, s.batch_size, s.eval_batches, self.device,
-                    self.rank, self.world,
-                )  # fmt: skip
-        finally:
-            self.model.train()
-        if self.world > 1:  # each rank scored every world-th batch; add the pieces up
-            both = torch.tensor([total, count], dtype=torch.float64, device=self.device)
-            dist.all_reduce(both)
-            total, count = both.tolist()
-        return total / count
-
-    def _sample(self) -> str | None:
-        s = self.settings
-        if self.rank != 0 or self.tokenizer is None or s.sample_tokens == 0 or not s.sample_prompt:
-            return None
-        from core.generate import generate_text  # generation switches to eval mode and restores train mode
-
-        try:
-            return generate_text(
-                self.model, self.tokenizer, s.sample_prompt, s.sample_tokens,
-                temperature=s.sample_temperature, seed=s.seed + self.step,
-            )  # fmt: skip
-        except LabError as err:
-            note = f"No sample text: {err}"
-            if note not in self.notes:
-                self.notes.append(note)
-            return None
 
     def _mean_over_ranks(self, value: torch.Tensor) -> float:
         return mean_over_ranks(value, self.world)
