@@ -18,11 +18,9 @@ Nothing here uses pickle: tensors are safetensors, everything else JSON.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
-import socket
 import time
 import uuid
 from collections.abc import Iterable
@@ -30,24 +28,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from core.errors import LabError, json_or_problem, parse_json_safely, shown
-from core.fileio import (  # noqa: F401
-    atomic_write,  # every file of a run is written through core.fileio
-    atomic_write_bytes,
-    atomic_write_json,
-    fsync_dir,
-    is_write_failure,
+
+from core.fileio import atomic_write, atomic_write_bytes, atomic_write_json, fsync_dir, is_write_failure  # noqa: F401
+from core.optim_state import (  # noqa: F401
+    OPTIM_FORMAT,
+    _int_or_none,
+    load_optimizer,
+    rng_states,
+    save_optimizer,
+    set_rng_states,
 )
+from core.run_process import process_alive, process_tag  # noqa: F401
 
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "trainer_state.json"
 RUN_FILE = "run.json"
-OPTIM_FORMAT = "llm-scratch-lab-optim/1"
 RUN_FORMAT = "llm-scratch-lab-run/1"
 STATUSES = ("running", "stopped", "finished", "diverged", "failed")
 _OUR_TMP = re.compile(r"\.[A-Za-z0-9._-]+\.[0-9a-f]{12}\.tmp")  # see core.fileio.atomic_write
@@ -181,139 +180,6 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-# ------------------------------------------------------------------------------------- training process
-def process_tag() -> dict[str, Any]:
-    """Who is writing a run: this process's id, host and start time (kept in run.json as ``"process"``).
-
-    A run.json that says "running" after its process died (a server restart, a SIGKILL) is then recognised as
-    cut off at once, rather than only after it has not been written for a while.
-    """
-    return {"pid": os.getpid(), "host": socket.gethostname(), "started": _process_start(os.getpid())}
-
-
-def process_alive(tag: Any) -> bool | None:
-    """Whether the process a :func:`process_tag` names is still running: True, False, or None when unknown
-    (no tag, another machine, or a system without ``/proc``-style process ids)."""
-    if not isinstance(tag, dict) or os.name != "posix":
-        return None
-    pid, started = tag.get("pid"), tag.get("started")
-    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**31:
-        return None
-    if tag.get("host") != socket.gethostname():
-        return None  # another machine's process ids say nothing here
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # it exists, run by another user
-    except OSError:
-        return None
-    stat = _proc_stat(pid)
-    if stat is not None and stat[0] == "Z":
-        return False  # a zombie: dead, only not yet reaped by its parent
-    now_started = _process_start(pid)
-    if isinstance(started, int) and now_started is not None and now_started != started:
-        return False  # the id now belongs to another process
-    return True
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or None off Linux."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    return text.rsplit(")", 1)[-1].split()
-
-
-def _process_start(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (field 22 of ``/proc/<pid>/stat``), None if unknown."""
-    fields = _proc_stat(pid)
-    try:
-        return int(fields[19]) if fields else None
-    except (IndexError, ValueError):
-        return None
-
-
-# --------------------------------------------------------------------------------------- optimizer state
-def save_optimizer(
-    path: Path, optimizer: torch.optim.Optimizer, param_names: list[str], step: int, rng: dict[str, torch.Tensor]
-) -> None:
-    """Write an AdamW state as flat safetensors: ``state.<param>.<key>`` tensors + hyper-parameters as JSON.
-
-    Args:
-        path: the file to write (atomically).
-        optimizer: a single-param-group optimizer over the parameters named ``param_names`` (in order).
-        param_names: names of the optimizer's parameters, in the group's order.
-        step: the training step this state belongs to (checked on load).
-        rng: random-generator states as uint8 tensors (``rng.<name>`` in the file).
-    """
-    sd = optimizer.state_dict()
-    if len(sd["param_groups"]) != 1 or len(sd["param_groups"][0]["params"]) != len(param_names):
-        raise LabError("The optimizer must have one parameter group holding every model parameter.")
-    tensors: dict[str, torch.Tensor] = {}
-    for idx, name in zip(sd["param_groups"][0]["params"], param_names):
-        for key, value in sd["state"].get(idx, {}).items():
-            t = value if isinstance(value, torch.Tensor) else torch.tensor(value)
-            tensors[f"state.{name}.{key}"] = t.detach().to("cpu").contiguous().clone()
-    for key, value in rng.items():
-        tensors[f"rng.{key}"] = value.detach().to("cpu", torch.uint8).contiguous().clone()
-    group = {k: v for k, v in sd["param_groups"][0].items() if k != "params"}
-    meta = {
-        "format": OPTIM_FORMAT,
-        "step": str(int(step)),
-        "param_names": json.dumps(param_names),
-        "param_group": json.dumps(group),
-    }
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
-
-
-def load_optimizer(path: Path, optimizer: torch.optim.Optimizer, param_names: list[str]) -> dict[str, Any]:
-    """Restore a state written by :func:`save_optimizer` into ``optimizer`` (same parameters, same order).
-
-    Returns:
-        ``{"step": int, "rng": {name: uint8 tensor}}``.
-    """
-    from core.checkpoint import load_state_dict_safely  # validates the header before reading any tensor
-
-    tensors, meta = load_state_dict_safely(path)
-    if meta.get("format") != OPTIM_FORMAT:
-        raise LabError(f"{path} is not an optimizer state written by this lab; start a new run instead.")
-    names = parse_json_safely(meta.get("param_names", ""), f"The parameter names in {path}", "start a new run")
-    if names != param_names:
-        raise LabError(f"{path} was saved for a different model (parameter names differ); start a new run.")
-    group = parse_json_safely(meta.get("param_group", ""), f"The optimizer settings in {path}", "start a new run")
-    step = _int_or_none(meta.get("step"))
-    if not isinstance(group, dict) or step is None:
-        raise LabError(f"{path} has damaged optimizer settings; start a new run.")
-    state: dict[int, dict[str, Any]] = {}
-    for i, name in enumerate(param_names):
-        prefix = f"state.{name}."
-        entry = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        if entry:
-            state[i] = entry
-    optimizer.load_state_dict({"state": state, "param_groups": [{**group, "params": list(range(len(param_names)))}]})
-    rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
-    return {"step": step, "rng": rng}
-
-
-def rng_states(device: torch.device) -> dict[str, torch.Tensor]:
-    """The global CPU (and current CUDA device's) RNG states, as uint8 tensors."""
-    states = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        states["cuda"] = torch.cuda.get_rng_state(device)
-    return states
-
-
-def set_rng_states(states: dict[str, torch.Tensor], device: torch.device) -> None:
-    """Inverse of :func:`rng_states` (missing entries are left alone)."""
-    if "cpu" in states:
-        torch.set_rng_state(states["cpu"])
-    if "cuda" in states and device.type == "cuda":
-        torch.cuda.set_rng_state(states["cuda"], device)
-
-
 # --------------------------------------------------------------------------------------- checkpoint commit
 def _next(path: Path) -> Path:
     return path.with_name(path.name.replace(".safetensors", ".next.safetensors"))
@@ -330,16 +196,6 @@ def file_step(path: Path) -> int | None:
         return _int_or_none(meta["step"])
     extra, _ = json_or_problem(meta.get("extra", "{}"))
     return _int_or_none(extra.get("step")) if isinstance(extra, dict) else None
-
-
-def _int_or_none(value: Any) -> int | None:
-    """``int(value)`` for a step number stored as text or JSON; None for anything else (or 5,000 digits)."""
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
 
 
 def commit_checkpoint(run_dir: Path, write_model: Any, write_optimizer: Any, state: dict[str, Any]) -> None:

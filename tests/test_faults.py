@@ -31,7 +31,7 @@ import pytest
 import torch
 
 import core.checkpoint as ck
-from core import runs
+from core import optim_state, run_process, runs
 from core.checkpoint import load
 from core.cli import main as cli_main
 from core.errors import LabError
@@ -60,7 +60,7 @@ class Disk:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, fail_from: int | None = None) -> None:
         self.fail_from, self.full, self.calls = fail_from, False, 0
-        real_ck, real_runs, real_write = ck.save_file, runs.save_file, Path.write_bytes
+        real_ck, real_runs, real_write = ck.save_file, optim_state.save_file, Path.write_bytes
 
         def save(real):
             def write(tensors, filename, metadata=None):
@@ -77,7 +77,7 @@ class Disk:
             return real_write(path, data)
 
         monkeypatch.setattr(ck, "save_file", save(real_ck))
-        monkeypatch.setattr(runs, "save_file", save(real_runs))
+        monkeypatch.setattr(optim_state, "save_file", save(real_runs))
         monkeypatch.setattr(Path, "write_bytes", write_bytes)
 
     @staticmethod
@@ -416,7 +416,7 @@ def running_record(folder: Path, process: dict | None, checkpoint_step: int | No
 def dead_process() -> dict:
     """The process tag of a process that has ended (and been reaped), as a server killed mid-run leaves."""
     proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
-    started = runs._process_start(proc.pid)
+    started = run_process._process_start(proc.pid)
     proc.kill()
     proc.wait(30)
     return {"pid": proc.pid, "host": runs.process_tag()["host"], "started": started}
