@@ -31,7 +31,6 @@ from typing import Any
 from safetensors import safe_open
 
 from core.errors import LabError, json_or_problem, parse_json_safely, shown
-
 from core.fileio import atomic_write, atomic_write_bytes, atomic_write_json, fsync_dir, is_write_failure  # noqa: F401
 from core.optim_state import (  # noqa: F401
     OPTIM_FORMAT,
