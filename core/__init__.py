@@ -10,7 +10,6 @@ command line (``python -m core --help``). The submodules follow the book's chapt
 - :mod:`core.config`      ``GPTConfig`` and named presets
 - :mod:`core.model`       ``GPTModel`` (fast SDPA path and a manual path that exposes attention weights)
 - :mod:`core.stats`       parameter, memory and FLOP counts, shape traces, small architecture demos
-- :mod:`core.teaching`    helpers that turn model internals into arrays for the teaching pages
 - :mod:`core.generate`    decoding with temperature, top-k, top-p and a KV cache
 - :mod:`core.checkpoint`  safetensors save/load, Hugging Face GPT-2 import/export
 - :mod:`core.train`       pretraining loop with exact resume (settings in :mod:`core.train_config`,

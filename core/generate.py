@@ -23,15 +23,14 @@ Example:
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from core.errors import LabError
+from core.errors import LabError, check_int, check_number
 from core.model import GPTModel
 
 EOT = "<|endoftext|>"
@@ -342,131 +341,15 @@ def generate_text(model: GPTModel, tokenizer: Any, prompt: str, max_new_tokens: 
     return tokenizer.decode(out[0].tolist())
 
 
-# ---------------------------------------------------------------------------------------- step-by-step trace
-@dataclass
-class Candidate:
-    """One possible next token and its probability at each stage of the sampling rule."""
-
-    id: int
-    logit: float
-    prob_raw: float  # softmax of the raw logits (temperature 1)
-    prob_temp: float  # softmax(logits / temperature), before top-k/top-p
-    prob_final: float  # after temperature, top-k and top-p, renormalised; 0 if filtered out
-    kept: bool  # survived top-k and top-p
-
-
-@dataclass
-class StepTrace:
-    """What happened at one generation step."""
-
-    position: int  # index of the chosen token in the full sequence (prompt + new)
-    chosen_id: int
-    chosen_prob: float  # under the final sampling distribution (1.0 for greedy)
-    chosen_prob_raw: float  # under the plain softmax of the raw logits
-    chosen_rank: int  # 1 = the token with the highest raw logit
-    entropy: float  # of the final distribution, in nats (0 for greedy)
-    n_kept: int  # tokens that survive top-k/top-p (1 for greedy)
-    candidates: list[Candidate] = field(default_factory=list)  # top n by raw logit (+ the chosen one if not)
-
-
-@dataclass
-class GenerationTrace:
-    """A whole generation, step by step; ``prompt_ids + new_ids`` is what :func:`generate` returns."""
-
-    prompt_ids: list[int]
-    new_ids: list[int]
-    steps: list[StepTrace]
-
-
-def generate_traced(
-    model: GPTModel,
-    idx: torch.Tensor | Sequence[int],
-    max_new_tokens: int,
-    temperature: float | None = 0.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    seed: int | None = None,
-    eos_id: int | None = None,
-    n_candidates: int = 10,
-    context_size: int | None = None,
-    use_cache: bool = True,
-) -> GenerationTrace:
-    """:func:`generate` for one sequence, recording the next-token distribution at every step.
-
-    The tokens are exactly those :func:`generate` returns with the same arguments and seed.
-
-    Args:
-        n_candidates: how many of the highest-logit tokens each step lists.
-        Others: as in :func:`generate`.
-
-    Example:
-        >>> from core.config import GPTConfig
-        >>> from core.model import GPTModel
-        >>> model = GPTModel(GPTConfig(vocab_size=20000, context_length=16, emb_dim=32, n_heads=2, n_layers=1))
-        >>> trace = generate_traced(model, [15496, 11], 2, temperature=1.0, top_k=5, seed=0)
-        >>> len(trace.steps), trace.steps[0].n_kept
-        (2, 5)
-    """
-    plan = _prepare(
-        model, idx, max_new_tokens, context_size, temperature, top_k, top_p, eos_id, seed, use_cache
-    )
-    n_candidates = _check_int("n_candidates", n_candidates, 1, "list at least 1 candidate")
-    prompt = _one_sequence(plan.idx, "generate_traced")
-    trace = GenerationTrace(prompt_ids=prompt[0].tolist(), new_ids=[], steps=[])
-    with _generation_mode(model):
-        for logits, nxt in _decode(model, plan):
-            chosen = int(nxt[0])
-            position = len(trace.prompt_ids) + len(trace.new_ids)
-            trace.steps.append(_trace_step(logits[0], chosen, position, plan, n_candidates))
-            trace.new_ids.append(chosen)
-    return trace
-
-
-def _trace_step(
-    logits: torch.Tensor, chosen: int, position: int, plan: _Plan, n_candidates: int
-) -> StepTrace:
-    """The statistics of one step from its logits (V,)."""
-    raw = torch.softmax(logits, dim=-1)
-    temp = logits_to_probs(logits, plan.temperature)
-    final, kept = _distribution(logits, plan.temperature, plan.top_k, plan.top_p)  # what next_token sampled
-    nz = final[final > 0]
-    ids = logits.topk(min(n_candidates, logits.shape[-1])).indices.tolist()
-    if chosen not in ids:
-        ids.append(chosen)
-    pick = torch.tensor(ids, device=logits.device)
-    columns = zip(ids, logits[pick].tolist(), raw[pick].tolist(), temp[pick].tolist(), final[pick].tolist(),
-                  kept[pick].tolist())
-    return StepTrace(
-        position=position,
-        chosen_id=chosen,
-        chosen_prob=float(final[chosen]),
-        chosen_prob_raw=float(raw[chosen]),
-        chosen_rank=int((logits > logits[chosen]).sum()) + 1,
-        entropy=float(-(nz * nz.log()).sum()),
-        n_kept=int(kept.sum()),
-        candidates=[Candidate(*c) for c in columns],
-    )
-
-
 # ------------------------------------------------------------------------------------------------ checks
 def _check_int(name: str, value: Any, low: int, hint: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise LabError(f"{name} must be a whole number, got {value!r}; {hint}.")
-    if value < low:
-        raise LabError(f"{name} must be at least {low}, got {value}; {hint}.")
-    return int(value)
+    return check_int(value, name, low=low, fix=hint)
 
 
 def _check_temperature(temperature: Any) -> float:
     if temperature is None:
         return 0.0
-    hint = "use 0 for greedy or e.g. 0.7 to sample"
-    t = temperature
-    if isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(t):
-        raise LabError(f"temperature must be a finite number, got {temperature!r}; {hint}.")
-    if temperature < 0:
-        raise LabError(f"temperature must be 0 or more, got {temperature}; {hint}.")
-    return float(temperature)
+    return check_number(temperature, "temperature", low=0, fix="use 0 for greedy or e.g. 0.7 to sample")
 
 
 def _check_top_k(top_k: Any) -> int | None:
@@ -476,9 +359,7 @@ def _check_top_k(top_k: Any) -> int | None:
 def _check_top_p(top_p: Any) -> float | None:
     if top_p is None:
         return None
-    if isinstance(top_p, bool) or not isinstance(top_p, numbers.Real) or not 0.0 < top_p <= 1.0:
-        raise LabError(f"top_p must be a probability in (0, 1], got {top_p!r}; use e.g. 0.9 (None: all).")
-    return float(top_p)
+    return check_number(top_p, "top_p", low=0, high=1, low_open=True, fix="use e.g. 0.9 (None: all)")
 
 
 def _as_batch(idx: Any, vocab_size: int, device: torch.device) -> torch.Tensor:
@@ -512,3 +393,16 @@ def _one_sequence(idx: torch.Tensor, name: str) -> torch.Tensor:
     if idx.shape[0] != 1:
         raise LabError(f"{name} follows one sequence, got a batch of {idx.shape[0]}; pass a single prompt.")
     return idx
+
+
+# The step-by-step variant lives in core.generate_steps (which builds on this module); its names are part of
+# core.generate's API, resolved on first use so that either module can be imported first.
+_STEP_NAMES = ("Candidate", "GenerationTrace", "PlaygroundRun", "StepTrace", "generate_traced", "playground_generate")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _STEP_NAMES:
+        from core import generate_steps
+
+        return getattr(generate_steps, name)
+    raise AttributeError(f"module 'core.generate' has no attribute {name!r}")

@@ -248,6 +248,10 @@ class GPTModel(nn.Module):
                     f"The KV cache has room for {cache.max_len} tokens but would need {total}; "
                     "make a larger cache with model.new_cache(batch_size, max_len)."
                 )
+        if idx.is_meta or offset > 0:
+            # Meta tensors have no values, and ids after a cached prompt come from the decoding loop: reading
+            # min/max is a host sync, so it is paid once per prompt, not once per generated token.
+            return
         lo, hi = int(idx.min()), int(idx.max())
         if lo < 0 or hi >= self.cfg.vocab_size:
             bad = hi if hi >= self.cfg.vocab_size else lo

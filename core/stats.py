@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -179,3 +180,103 @@ def shortcut_gradient_demo(layer_sizes: list[int] | None = None, seed: int = 123
         grads[label] = [lin.weight.grad.abs().mean().item() for lin in layers]
     grads["layer"] = [f"layer {i}" for i in range(len(sizes) - 1)]
     return grads
+
+
+# --- Architecture page -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArchitectureReport:
+    """Everything the Architecture page shows about one config (plain numbers and rows)."""
+
+    cfg: GPTConfig
+    total_untied: int
+    total_tied: int
+    breakdown: list[dict]  # parameter_breakdown(cfg) rows
+    memory: list[dict]  # per dtype: {"dtype", "weights_bytes", "training_bytes"}
+    flops: dict[str, int]  # {"forward", "training"} per token
+    trace: list[dict]  # {"module", "type", "output shape", "parameters"}
+
+
+def architecture_report(cfg: GPTConfig, n_tokens: int = 4, batch_size: int = 1) -> ArchitectureReport:
+    """Parameter counts (tied and untied), memory, FLOPs and a shape trace of one forward pass of ``cfg``.
+
+    The shape trace builds the model on the ``meta`` device: tensors there have shapes but no storage, so
+    forward hooks see every real output shape while no memory is allocated and no arithmetic is done.
+
+    Example:
+        >>> r = architecture_report(GPTConfig.preset("gpt2-small"))
+        >>> r.total_untied, r.total_tied
+        (163009536, 124412160)
+    """
+    if not isinstance(cfg, GPTConfig):
+        raise LabError(f"architecture_report needs a GPTConfig, got {type(cfg).__name__}.")
+    for name, value in (("n_tokens", n_tokens), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise LabError(f"{name} must be a positive whole number, got {value!r}.")
+    if n_tokens > cfg.context_length:
+        raise LabError(
+            f"The traced input has {n_tokens} tokens but the context length is {cfg.context_length}; "
+            "use fewer tokens."
+        )
+    untied = memory_estimate(cfg.replace(tie_weights=False))["parameters"]
+    tied = memory_estimate(cfg.replace(tie_weights=True))["parameters"]
+    memory = [{"dtype": d, **{k: v for k, v in memory_estimate(cfg, d).items() if k != "parameters"}}
+              for d in ("fp32", "bf16")]
+    trace = meta_shape_trace(cfg, n_tokens, batch_size)
+    breakdown, flops = parameter_breakdown(cfg), flops_per_token(cfg)
+    return ArchitectureReport(cfg, untied, tied, breakdown, memory, flops, trace)
+
+
+def meta_shape_trace(
+    cfg: GPTConfig, n_tokens: int = 4, batch_size: int = 1, collapse: bool = True
+) -> list[dict]:
+    """Output shape of every module (3 levels deep) in one forward pass, computed on the ``meta`` device.
+
+    With ``collapse``, blocks 1…N−1 are summarised in one row (their parameters summed): they repeat block 0's
+    shapes exactly.
+    """
+    from core.model import GPTModel
+
+    with torch.device("meta"):
+        model = GPTModel(cfg).eval()
+    # The model skips its token-value check on meta tensors (they have no values), so no patching is needed.
+    idx = torch.zeros(batch_size, n_tokens, dtype=torch.long, device="meta")  # (B, T)
+    rows = shape_trace(model, idx)
+    out: list[dict] = []
+    for r in rows:
+        parts = r.name.split(".")
+        if collapse and parts[0] == "trf_blocks" and len(parts) > 1 and parts[1] != "0":
+            if parts[1] == "1" and len(parts) == 2:
+                n = cfg.n_layers - 1
+                name = "trf_blocks.1" if n == 1 else f"trf_blocks.1 … trf_blocks.{n}"
+                out.append({"module": name,
+                            "type": f"{n} × {r.kind}",
+                            "output shape": _shape(r.output_shape), "parameters": n * r.params})
+            continue
+        out.append(
+            {"module": r.name, "type": r.kind, "output shape": _shape(r.output_shape), "parameters": r.params}
+        )
+    return out
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def layernorm_example(seed: int = 123) -> dict[str, np.ndarray]:
+    """The book's §4.2 example: two 5-feature inputs through Linear(5, 6) + ReLU, then normalised.
+
+    The global RNG is seeded inside a fork, as the book does with ``torch.manual_seed(123)``, then restored.
+
+    Returns:
+        ``input`` (2, 6) activations, ``output`` (2, 6) normalised, and per-row ``mean_before``,
+        ``var_before``, ``mean_after`` (≈ 0) and ``var_after`` (≈ 1).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        batch = torch.randn(2, 5)  # (2 examples, 5 features)
+        layer = nn.Sequential(nn.Linear(5, 6), nn.ReLU())
+        with torch.no_grad():
+            out = layer(batch)  # (2, 6)
+    return {k: v.numpy() for k, v in layernorm_demo(out).items()}

@@ -1,4 +1,4 @@
-"""core.teaching: the helpers behind the Attention, Architecture and Generation pages."""
+"""The helpers behind the Attention, Architecture and Generation pages (attention_steps, stats, generate_steps)."""
 
 from __future__ import annotations
 
@@ -9,28 +9,21 @@ import pytest
 import torch
 
 from core.attention import book_example_inputs
-from core.config import GPTConfig
-from core.errors import LabError
-from core.model import GPTModel
-from core.stats import shape_trace
-from core.teaching import (
-    DISPLAY_STEPS,
+from core.attention_steps import (
     MAX_ATTENTION_TOKENS,
     MAX_TEACHING_WORDS,
-    STAGES,
-    architecture_report,
-    format_bytes,
-    format_si,
-    layernorm_example,
-    meta_shape_trace,
     model_attention,
     row_sums,
     sentence_inputs,
-    step_note,
-    step_title,
     teaching_steps,
 )
+from core.config import GPTConfig
+from core.errors import LabError
+from core.model import GPTModel
+from core.stats import architecture_report, layernorm_example, meta_shape_trace, shape_trace
 from core.tokenizers import get_tokenizer
+from ui.format import format_bytes, format_si
+from views.attention_prose import DISPLAY_STEPS, STAGES, step_note, step_title
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +243,7 @@ def test_layernorm_example_matches_the_book():
 
 def test_playground_generate(gpt2_tiny, gpt2_tok):
     gen = pytest.importorskip("core.generate")
-    from core.teaching import playground_generate
+    from core.generate import playground_generate
 
     prompt = "Every effort moves you"
     run = playground_generate(gpt2_tiny, gpt2_tok, prompt, max_new_tokens=5, temperature=0.0, top_k=5)
@@ -268,7 +261,7 @@ def test_playground_generate(gpt2_tiny, gpt2_tok):
 
 def test_playground_generate_bad_input(gpt2_tiny, gpt2_tok):
     pytest.importorskip("core.generate")
-    from core.teaching import playground_generate
+    from core.generate import playground_generate
 
     with pytest.raises(LabError, match="empty"):
         playground_generate(gpt2_tiny, gpt2_tok, "   ")

@@ -4,9 +4,17 @@ import pandas as pd
 import streamlit as st
 
 from core.config import PRESETS, GPTConfig
-from core.stats import activation_curves, flops_per_token, parameter_breakdown, shortcut_gradient_demo
-from core.teaching import architecture_report, format_bytes, format_si, layernorm_example, meta_shape_trace
+from core.stats import (
+    activation_curves,
+    architecture_report,
+    flops_per_token,
+    layernorm_example,
+    meta_shape_trace,
+    parameter_breakdown,
+    shortcut_gradient_demo,
+)
 from ui.figures_model import activation_figure, matrix_heatmap, parameter_bars, shortcut_figure
+from ui.format import format_bytes, format_si
 from ui.widgets import guard, next_page_link, page_header, show_code
 
 PATH = "views/architecture.py"

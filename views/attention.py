@@ -3,22 +3,19 @@
 import streamlit as st
 
 from core import attention as book
-from core.teaching import (
-    DISPLAY_STEPS,
+from core.attention_steps import (
     MAX_ATTENTION_TOKENS,
     MAX_TEACHING_WORDS,
-    STAGES,
     model_attention,
     row_sums,
     sentence_inputs,
-    step_note,
-    step_title,
     teaching_steps,
 )
 from ui.cache import active_model, active_tokenizer
 from ui.figures_model import attention_heatmap, heads_grid, vectors_heatmap
 from ui.state import active_model_spec, describe_spec
 from ui.widgets import guard, next_page_link, page_header, show_code
+from views.attention_prose import DISPLAY_STEPS, STAGES, step_note, step_title
 
 PATH = "views/attention.py"
 SQUARE = {"scores", "scaled", "masked", "weights", "dropped"}  # T × T matrices; the rest are (T, features)
@@ -135,5 +132,5 @@ if att is not None:
     row_sum_caption(w)
     st.plotly_chart(heads_grid(att.weights[layer], att.tokens, title=f"All {n_heads_model} heads of layer "
                                f"{layer + 1}"), width="stretch", key="att_model_grid")
-show_code(model_attention, label="Show the code (Part 2: core/teaching.py)")
+show_code(model_attention, label="Show the code (Part 2: core/attention_steps.py)")
 next_page_link(PATH)

@@ -2,8 +2,7 @@
 
 import streamlit as st
 
-from core.generate import generate_traced, sampling_distribution
-from core.teaching import playground_generate
+from core.generate import generate_traced, playground_generate, sampling_distribution
 from ui.cache import active_model, active_tokenizer
 from ui.figures_model import colored_tokens_html, format_prob, probability_bars, probability_legend_html
 from ui.state import active_model_spec, describe_spec
