@@ -4,7 +4,8 @@ The loop is the book's ``generate``: crop the sequence to the context, run the m
 logits, pick the next token, append it, repeat. Three things are added on top:
 
 - **one sampling rule** (:func:`sampling_distribution`) shared by :func:`generate`, :func:`generate_stream`
-  and the step-by-step :func:`generate_traced`, so the playground shows exactly the distribution sampled;
+  and the step-by-step :func:`core.generate_steps.generate_traced`, so the playground shows exactly the
+  distribution sampled;
 - **a KV cache**: the prompt runs once ("prefill"), then each step feeds only the newest token;
 - **a private random generator** per call: the same ``seed`` gives the same text on every device, and the
   global RNG (``torch.manual_seed``) is never touched.
@@ -196,16 +197,16 @@ def _prepare(
         raise LabError(f"Generation needs a core.model.GPTModel, got {type(model).__name__}; build one.")
     vocab, context = model.cfg.vocab_size, model.cfg.context_length
     idx = _as_batch(idx, vocab, model.device)
-    max_new_tokens = _check_int("max_new_tokens", max_new_tokens, 0, "use 0 or more new tokens")
+    max_new_tokens = check_int(max_new_tokens, "max_new_tokens", low=0, fix="use 0 or more new tokens")
     if context_size is None:
         context_size = context
-    context_size = _check_int("context_size", context_size, 1, "use at least 1 token of context")
+    context_size = check_int(context_size, "context_size", low=1, fix="use at least 1 token of context")
     if context_size > context:
         raise LabError(
             f"context_size is {context_size} but the model has {context} positions; use {context} or fewer."
         )
     if eos_id is not None:
-        eos_id = _check_int("eos_id", eos_id, 0, "pass a token id of the model's vocabulary")
+        eos_id = check_int(eos_id, "eos_id", low=0, fix="pass a token id of the model's vocabulary")
         if eos_id >= vocab:
             raise LabError(f"eos_id {eos_id} is outside the vocabulary of {vocab:,} ids; use the tokenizer's "
                            "<|endoftext|> id.")
@@ -213,7 +214,7 @@ def _prepare(
     if seed is None:
         gen.seed()  # fresh entropy from the OS; the global RNG stays untouched
     else:
-        seed = _check_int("seed", seed, 0, "use a non-negative whole number")
+        seed = check_int(seed, "seed", low=0, fix="use a non-negative whole number")
         if seed >= 2**64:
             raise LabError(f"seed must be below 2**64, got {seed}; use a smaller whole number.")
         gen.manual_seed(seed)
@@ -342,10 +343,6 @@ def generate_text(model: GPTModel, tokenizer: Any, prompt: str, max_new_tokens: 
 
 
 # ------------------------------------------------------------------------------------------------ checks
-def _check_int(name: str, value: Any, low: int, hint: str) -> int:
-    return check_int(value, name, low=low, fix=hint)
-
-
 def _check_temperature(temperature: Any) -> float:
     if temperature is None:
         return 0.0
@@ -353,7 +350,7 @@ def _check_temperature(temperature: Any) -> float:
 
 
 def _check_top_k(top_k: Any) -> int | None:
-    return None if top_k is None else _check_int("top_k", top_k, 1, "use None to keep every token")
+    return None if top_k is None else check_int(top_k, "top_k", low=1, fix="use None to keep every token")
 
 
 def _check_top_p(top_p: Any) -> float | None:
@@ -393,16 +390,3 @@ def _one_sequence(idx: torch.Tensor, name: str) -> torch.Tensor:
     if idx.shape[0] != 1:
         raise LabError(f"{name} follows one sequence, got a batch of {idx.shape[0]}; pass a single prompt.")
     return idx
-
-
-# The step-by-step variant lives in core.generate_steps (which builds on this module); its names are part of
-# core.generate's API, resolved on first use so that either module can be imported first.
-_STEP_NAMES = ("Candidate", "GenerationTrace", "PlaygroundRun", "StepTrace", "generate_traced", "playground_generate")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _STEP_NAMES:
-        from core import generate_steps
-
-        return getattr(generate_steps, name)
-    raise AttributeError(f"module 'core.generate' has no attribute {name!r}")

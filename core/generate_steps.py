@@ -14,9 +14,8 @@ import torch
 from torch import nn
 
 from core.attention_steps import MAX_SCAN_CHARS
-from core.errors import LabError
+from core.errors import LabError, check_int
 from core.generate import (
-    _check_int,
     _decode,
     _distribution,
     _generation_mode,
@@ -97,7 +96,7 @@ def generate_traced(
     plan = _prepare(
         model, idx, max_new_tokens, context_size, temperature, top_k, top_p, eos_id, seed, use_cache
     )
-    n_candidates = _check_int("n_candidates", n_candidates, 1, "list at least 1 candidate")
+    n_candidates = check_int(n_candidates, "n_candidates", low=1, fix="list at least 1 candidate")
     prompt = _one_sequence(plan.idx, "generate_traced")
     trace = GenerationTrace(prompt_ids=prompt[0].tolist(), new_ids=[], steps=[])
     with _generation_mode(model):

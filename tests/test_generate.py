@@ -10,10 +10,10 @@ from core.generate import (
     generate,
     generate_stream,
     generate_text,
-    generate_traced,
     logits_to_probs,
     sampling_distribution,
 )
+from core.generate_steps import generate_traced
 from core.model import GPTModel
 
 CFG = GPTConfig(vocab_size=101, context_length=32, emb_dim=32, n_heads=4, n_layers=2, drop_rate=0.0)

@@ -243,7 +243,7 @@ def test_layernorm_example_matches_the_book():
 
 def test_playground_generate(gpt2_tiny, gpt2_tok):
     gen = pytest.importorskip("core.generate")
-    from core.generate import playground_generate
+    from core.generate_steps import playground_generate
 
     prompt = "Every effort moves you"
     run = playground_generate(gpt2_tiny, gpt2_tok, prompt, max_new_tokens=5, temperature=0.0, top_k=5)
@@ -261,7 +261,7 @@ def test_playground_generate(gpt2_tiny, gpt2_tok):
 
 def test_playground_generate_bad_input(gpt2_tiny, gpt2_tok):
     pytest.importorskip("core.generate")
-    from core.generate import playground_generate
+    from core.generate_steps import playground_generate
 
     with pytest.raises(LabError, match="empty"):
         playground_generate(gpt2_tiny, gpt2_tok, "   ")

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from core.generate import generate_traced, playground_generate, sampling_distribution
+from core.generate import sampling_distribution
+from core.generate_steps import generate_traced, playground_generate
 from ui.cache import active_model, active_tokenizer
 from ui.figures_model import colored_tokens_html, format_prob, probability_bars, probability_legend_html
 from ui.state import active_model_spec, describe_spec
