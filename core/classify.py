@@ -17,182 +17,33 @@ Example:
 from __future__ import annotations
 
 import math
-import operator
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from core.classify_data import (  # noqa: F401  (the data half, importable from here as the book's names are)
+    PAD_TOKEN_ID,
+    ClassificationDataset,
+    Padding,
+    classification_collate,
+    encode_text,
+    make_loader,
+)
 from core.errors import LabError
+from core.finetune_loop import LoopProgress, batches_in_eval_mode, finite_loss, run_epochs  # noqa: F401
 from core.lora import apply_lora
-from core.train_step import train_step
 
-PAD_TOKEN_ID = 50256  # GPT-2's <|endoftext|>, which the book uses as padding
-Padding = Literal["longest-in-dataset", "per-batch"]
 Mode = Literal["last-block", "all", "lora", "head-only"]
 Position = Literal["last", "first", "last-real"]
 MODES: tuple[str, ...] = ("last-block", "all", "lora", "head-only")
 POSITIONS: tuple[str, ...] = ("last", "first", "last-real")
-
-
-def encode_text(tokenizer: Any, text: str) -> list[int]:
-    """Encode, allowing ``<|endoftext|>`` where the tokenizer supports it (a literal one never crashes)."""
-    try:
-        return list(tokenizer.encode(text, allowed_special={"<|endoftext|>"}))
-    except TypeError:  # tokenizers without special-token options
-        return list(tokenizer.encode(text))
-
-
-# --------------------------------------------------------------------------------------------------- dataset
-class ClassificationDataset(Dataset):
-    """Labelled texts as padded token ids (the book's ``SpamDataset``).
-
-    Args:
-        data: a DataFrame with columns ``text`` and ``label`` (ints 0…K-1 or class names).
-        tokenizer: anything with ``encode(text)``; GPT-2's from ``core.tokenizers.get_tokenizer("gpt2")``.
-        max_length: tokens per example; default the longest encoded text. Never more than ``context_length``:
-            longer texts are truncated and counted in ``n_truncated`` (see ``notes``).
-        pad_token_id: padding id (the book: 50256, ``<|endoftext|>``).
-        context_length: the model's context length, the hard cap for ``max_length``.
-        padding: ``"longest-in-dataset"`` pads every example to ``max_length`` (the book);
-            ``"per-batch"`` pads only to the longest example in each batch (use :attr:`collate_fn`).
-        labels: class names in index order; default the sorted distinct labels (``ham``=0, ``spam``=1 as in
-            the book). Pass the training set's ``label_names`` to the validation and test sets.
-
-    Each item is ``(input_ids (T,), label (), length ())`` where ``length`` counts the real (unpadded) tokens.
-    """
-
-    def __init__(
-        self,
-        data: pd.DataFrame,
-        tokenizer: Any,
-        max_length: int | None = None,
-        pad_token_id: int = PAD_TOKEN_ID,
-        context_length: int = 1024,
-        padding: Padding = "longest-in-dataset",
-        labels: Sequence[str] | None = None,
-    ) -> None:
-        if padding not in ("longest-in-dataset", "per-batch"):
-            raise LabError(f"Unknown padding {padding!r}; choose 'longest-in-dataset' or 'per-batch'.")
-        self.texts = _check_texts(data)
-        self.label_names, self.labels = _map_labels(data["label"].tolist(), labels)
-        self.tokenizer, self.pad_token_id, self.padding = tokenizer, pad_token_id, padding
-        self.notes: list[str] = []
-        encoded = [encode_text(tokenizer, t) for t in self.texts]
-        for i, ids in enumerate(encoded):
-            if not ids:
-                raise LabError(f"Row {i} encodes to no tokens; remove it or give it some text.")
-        longest = max(len(ids) for ids in encoded)
-        if max_length is None:
-            max_length = longest
-        elif isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
-            raise LabError(f"max_length must be a positive whole number, got {max_length!r}.")
-        if max_length > context_length:
-            self.notes.append(
-                f"max_length {max_length} is more than the model's context length {context_length}; "
-                f"using {context_length}."
-            )
-            max_length = context_length
-        self.max_length = max_length
-        self.n_truncated = sum(len(ids) > max_length for ids in encoded)
-        if self.n_truncated:
-            self.notes.append(f"{self.n_truncated} of {len(encoded)} texts were longer than {max_length} "
-                              "tokens and were truncated.")
-        self.encoded = [ids[:max_length] for ids in encoded]
-        self.lengths = [len(ids) for ids in self.encoded]
-
-    def __len__(self) -> int:
-        return len(self.encoded)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        ids = self.encoded[i]
-        if self.padding == "longest-in-dataset":
-            ids = ids + [self.pad_token_id] * (self.max_length - len(ids))
-        return torch.tensor(ids), torch.tensor(self.labels[i]), torch.tensor(self.lengths[i])
-
-    @property
-    def collate_fn(self) -> Callable[[list], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """A collate function that pads each batch to its longest example with ``pad_token_id``."""
-        pad = self.pad_token_id
-        return lambda batch: classification_collate(batch, pad)
-
-
-def classification_collate(batch: list, pad_token_id: int = PAD_TOKEN_ID) -> tuple[torch.Tensor, ...]:
-    """Stack ``(ids, label, length)`` items into ``(input_ids (B, T), labels (B,), lengths (B,))``.
-
-    Ids are padded to the batch's longest with ``pad_token_id`` (dynamic padding: fewer wasted positions
-    than the book's padding to the longest text of the whole dataset).
-    """
-    width = max(len(ids) for ids, _, _ in batch)
-    ids = torch.full((len(batch), width), pad_token_id, dtype=torch.long)
-    for row, (seq, _, _) in enumerate(batch):
-        ids[row, : len(seq)] = seq
-    return ids, torch.stack([b[1] for b in batch]), torch.stack([b[2] for b in batch])
-
-
-def make_loader(
-    dataset: ClassificationDataset, batch_size: int = 8, shuffle: bool = False, drop_last: bool = False,
-    seed: int | None = 123,
-) -> DataLoader:
-    """A DataLoader with the dataset's collate function (book: batch 8, shuffle + drop_last to train)."""
-    gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                      collate_fn=dataset.collate_fn, generator=gen, num_workers=0)
-
-
-def _check_texts(data: pd.DataFrame) -> list[str]:
-    if not isinstance(data, pd.DataFrame) or not {"text", "label"} <= set(data.columns):
-        raise LabError("Classification data must be a table with the columns 'text' and 'label'.")
-    if len(data) == 0:
-        raise LabError("The classification data has no rows; load or upload some labelled texts.")
-    texts = data["text"].tolist()
-    for i, t in enumerate(texts):
-        if not isinstance(t, str) or not t.strip():
-            raise LabError(f"Row {i} has an empty text; remove it or fill it in.")
-    return texts
-
-
-def _map_labels(raw: list, names: Sequence[str] | None) -> tuple[list[str], list[int]]:
-    distinct = sorted({str(v) if not _is_int(v) else int(v) for v in raw}, key=str)
-    if names is None:
-        if len(distinct) < 2:
-            raise LabError(f"The data has only one label ({distinct[0]!r}); a classifier needs examples of "
-                           "at least two classes.")
-        if all(_is_int(v) for v in distinct):
-            n = max(distinct) + 1
-            names = [str(k) for k in range(n)]
-        else:
-            names = [str(v) for v in distinct]
-    names = [str(n) for n in names]
-    index = {n: k for k, n in enumerate(names)}
-    out = []
-    for i, v in enumerate(raw):
-        if _is_int(v) and 0 <= int(v) < len(names):
-            out.append(int(v))
-        elif str(v) in index:
-            out.append(index[str(v)])
-        else:
-            raise LabError(f"Row {i} has the label {v!r}, which is not one of {names}; fix it or the labels.")
-    return names, out
-
-
-def _is_int(v: Any) -> bool:
-    """True for Python and NumPy integers (pandas gives the latter), False for bools, floats and strings."""
-    if isinstance(v, bool):
-        return False
-    try:
-        operator.index(v)
-    except TypeError:
-        return False
-    return True
 
 
 # ----------------------------------------------------------------------------------------------------- model
@@ -315,17 +166,12 @@ def calc_accuracy_loader(
 ) -> float:
     """Fraction of correct predictions over the first ``num_batches`` batches (all by default)."""
     device = device or model.tok_emb.weight.device
-    was_training = model.training
-    model.eval()
     correct = seen = 0
-    for i, batch in enumerate(data_loader):
-        if num_batches is not None and i >= num_batches:
-            break
+    for batch in batches_in_eval_mode(data_loader, model, num_batches):
         ids, labels, lengths = _unpack(batch, device)
         pred = classify_logits(model, ids, lengths, position).argmax(dim=-1)
         correct += int((pred == labels).sum())
         seen += len(labels)
-    model.train(was_training)
     return correct / seen if seen else float("nan")
 
 
@@ -336,15 +182,10 @@ def calc_loss_loader(
 ) -> float:
     """Mean batch loss over the first ``num_batches`` batches (all by default)."""
     device = device or model.tok_emb.weight.device
-    was_training = model.training
-    model.eval()
     losses = []
-    for i, batch in enumerate(data_loader):
-        if num_batches is not None and i >= num_batches:
-            break
+    for batch in batches_in_eval_mode(data_loader, model, num_batches):
         ids, labels, lengths = _unpack(batch, device)
         losses.append(float(calc_loss_batch(ids, labels, model, device, lengths, position)))
-    model.train(was_training)
     return sum(losses) / len(losses) if losses else float("nan")
 
 
@@ -389,73 +230,41 @@ def train_classifier(
     are ``None``. Setting ``stop_event`` ends training after the current step; the result says ``stopped``.
     Raises LabError if the loss becomes NaN or infinite.
     """
-    if epochs < 1 or eval_every < 1:
-        raise LabError("epochs and eval_every must be at least 1.")
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise LabError("The model has no trainable parameters; call prepare_classifier(...) first.")
-    if seed is not None:
-        torch.manual_seed(seed)  # the book seeds once before training (dropout, shuffling)
-    device = model.tok_emb.weight.device
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    result, start = ClassifierResult(), time.perf_counter()
+    result = ClassifierResult()
 
-    def emit(kind: str, epoch: int, with_acc: bool) -> None:
-        record = {
-            "kind": kind, "step": result.steps, "epoch": epoch, "examples_seen": result.examples_seen,
-            "train_loss": calc_loss_loader(train_loader, model, device, eval_batches, position),
-            "val_loss": calc_loss_loader(val_loader, model, device, eval_batches, position),
-            "train_acc": calc_accuracy_loader(train_loader, model, device, eval_batches, position) if with_acc
-            else None,
-            "val_acc": calc_accuracy_loader(val_loader, model, device, eval_batches, position) if with_acc
-            else None,
-            "elapsed_s": time.perf_counter() - start,
+    def record(progress: LoopProgress, epoch: int, kind: str) -> None:
+        device, with_acc = model.tok_emb.weight.device, kind == "epoch"
+        loss = partial(calc_loss_loader, model=model, device=device, num_batches=eval_batches, position=position)
+        acc = partial(calc_accuracy_loader, model=model, device=device, num_batches=eval_batches,
+                      position=position)
+        entry = {
+            "kind": kind, "step": progress.steps, "epoch": epoch, "examples_seen": progress.seen,
+            "train_loss": loss(train_loader), "val_loss": loss(val_loader),
+            "train_acc": acc(train_loader) if with_acc else None, "val_acc": acc(val_loader) if with_acc else None,
+            "elapsed_s": progress.elapsed(),
         }
-        result.records.append(record)
+        result.records.append(entry)
         if on_record is not None:
-            on_record(record)
+            on_record(entry)
 
-    done = False
-    for epoch in range(1, epochs + 1):
-        model.train()
-        for batch in train_loader:
-            if stop_event is not None and stop_event.is_set():
-                result.stopped = done = True
-                break
-            ids, labels, lengths = _unpack(batch, device)
-            train_step(
-                model, optimizer, ids, labels, device=device, guard=partial(finite_loss, result.steps + 1),
-                loss_fn=lambda x, y, m, d: calc_loss_batch(x, y, m, d, lengths, position),  # noqa: B023
-            )  # fmt: skip
-            result.steps += 1
-            result.examples_seen += ids.shape[0]
-            if result.steps == 1 or result.steps % eval_every == 0:
-                emit("eval", epoch, with_acc=False)
-            if max_steps is not None and result.steps >= max_steps:
-                done = True
-                break
-        if result.steps == 0 and not result.stopped:
-            raise LabError("The training loader yielded no batches; use a smaller batch or drop_last=False.")
-        emit("epoch", epoch, with_acc=True)  # also after a stop, so the curves end where training ended
-        if done:
-            break
-    model.eval()
-    result.elapsed_s = time.perf_counter() - start
+    def batch_fn(batch: Sequence[torch.Tensor], device: torch.device) -> tuple:
+        ids, labels, lengths = _unpack(batch, device)
+        return ids, labels, partial(_loss_fn, lengths=lengths, position=position), ids.shape[0]
+
+    progress = run_epochs(
+        model, train_loader, batch_fn=batch_fn, on_eval=partial(record, kind="eval"),
+        on_epoch=partial(record, kind="epoch"),  # also after a stop, so the curves end where training ended
+        epochs=epochs, max_steps=max_steps, lr=lr, weight_decay=weight_decay, eval_every=eval_every, seed=seed,
+        stop_event=stop_event, no_params_hint="call prepare_classifier(...) first.",
+    )
+    result.steps, result.examples_seen, result.stopped = progress.steps, progress.seen, progress.stopped
+    result.elapsed_s = progress.elapsed()
     return result
 
 
-def finite_loss(step: int, what: str, loss: torch.Tensor) -> bool:
-    """The fine-tuning loops' NaN guard for :func:`core.train_step.train_step`: raise when the loss is not finite.
-
-    Raises:
-        LabError: the loss at ``step`` (1-based) is NaN or infinite.
-    """
-    value = loss.item()
-    if not math.isfinite(value):
-        kind = "NaN" if math.isnan(value) else "infinite"
-        raise LabError(f"The training loss became {kind} at step {step}; lower the learning rate (the book uses "
-                       "5e-5) or check the data, and start again.")
-    return True
+def _loss_fn(ids: torch.Tensor, labels: torch.Tensor, model: nn.Module, device: Any, *, lengths: Any,
+             position: Position) -> torch.Tensor:
+    return calc_loss_batch(ids, labels, model, device, lengths, position)
 
 
 # ------------------------------------------------------------------------------------------ evaluate/predict

@@ -119,6 +119,15 @@ def test_dataset_prompt_lengths_and_truncation(tok):
     assert counted == "\n\n### Response:\nHello, Anna!<|endoftext|>"
 
 
+def test_an_empty_answer_never_matches_a_reference_of_articles():
+    """A reference such as "The." normalises to nothing under SQuAD's rules; an empty answer must still score 0."""
+    for ref in ("the", "The.", "A", "!!"):
+        assert exact_match("", ref) == 0.0 and token_f1("", ref) == 0.0 and similarity_score("", ref) == 0.0
+        assert exact_match(ref, ref) == 1.0
+    assert exact_match("a", "the") == 0.0
+    assert score_responses(["", ""], ["the", "Paris"])["exact_match"] == 0.0
+
+
 def test_scores_on_hand_examples():
     assert exact_match("The Eiffel Tower.", "eiffel tower") == 1.0
     assert exact_match("Paris", "London") == 0.0
