@@ -23,7 +23,7 @@ from ui import state
 from ui.figures_train import continuation_html
 from ui.format import format_bytes
 from ui.train_panel import FLASH, PROMPT
-from ui.widgets import guard, uploader
+from ui.widgets import download_with_progress, guard, uploader
 
 log = logging.getLogger("llm_scratch_lab")
 
@@ -47,19 +47,10 @@ def gpt2_section() -> None:
     if how == "download":
         st.caption(f"From {hf_url(size)} into {local_path(size)}. Hugging Face publishes no checksum for this file, "
                    "so the lab checks its structure: valid safetensors, GPT-2's tensor names, this size's shape.")
-        if st.button("Download", key="pt_gpt2_download", icon=":material/download:"):
-            slot = st.empty()
-            bar = slot.progress(0.0, text="Connecting…")
-
-            def progress(done: int, total: int | None) -> None:
-                what = f"{done / 2**20:,.0f} MB" + (f" of {total / 2**20:,.0f} MB" if total else "")
-                bar.progress(min(1.0, done / total) if total else 0.0, text=f"Downloading… {what}")
-
-            with guard("downloading GPT-2"):
-                try:
-                    st.session_state["pt_gpt2_path"] = str(download_gpt2(size, progress=progress))
-                finally:
-                    slot.empty()
+        path = download_with_progress("Download", lambda progress: download_gpt2(size, progress=progress),
+                                      key="pt_gpt2_download", what=f"GPT-2 {size}")
+        if path is not None:
+            st.session_state["pt_gpt2_path"] = str(path)
     elif how == "path":
         text = st.text_input("Path to model.safetensors (or its folder)", key="pt_gpt2_local")
         if st.button("Check this file", key="pt_gpt2_check"):

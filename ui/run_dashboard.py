@@ -13,8 +13,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from core.errors import LabError
-from core.jobs import JobBusyError, registry
+from core.jobs import registry
 from core.pretrain_job import resume_pretraining
 from core.run_view import RunView, dashboard_state, orphan_status
 from core.runs import (
@@ -25,7 +24,8 @@ from core.runs import (
 from ui import state
 from ui.figures_train import compare_figure, loss_figure, samples_html
 from ui.format import fmt_duration, fmt_loss, format_bytes
-from ui.train_panel import CURRENT, FLASH, MAX_DOWNLOAD_BYTES, PROMPT, STARTED, STATUS_LABELS, runs_dir
+from ui.job_panel import live, may_control, start_job, stop_button
+from ui.train_panel import FLASH, MAX_DOWNLOAD_BYTES, PANEL, PROMPT, STATUS_LABELS, runs_dir
 
 log = logging.getLogger("llm_scratch_lab")
 
@@ -38,11 +38,12 @@ def show_flash() -> None:
 
 def current_run_id() -> str | None:
     """The run this session watches, else a pretraining job that is running (reattach after a refresh)."""
-    rid = st.session_state.get(CURRENT)
+    rid = PANEL.watched()
     if rid is None:
         running = [j for j in registry().active() if j.kind == "pretrain"]
         if running:
-            rid = st.session_state[CURRENT] = running[0].run_id
+            rid = running[0].run_id
+            PANEL.watch(rid)
     return rid
 
 
@@ -53,22 +54,16 @@ def run_dashboard() -> None:
         return
     view = dashboard_state(rid, runs_dir())
     if view is None:
-        st.session_state.pop(CURRENT, None)
+        PANEL.watch(None)
         return
     st.subheader(f"Run {rid}", divider="gray")
-    if view.active:
-        _live(rid)
-    else:
-        _dashboard_body(view)
+    live(lambda: _poll(rid), _dashboard_body)
     _run_actions(view)
 
 
-@st.fragment(run_every=1.0)
-def _live(rid: str) -> None:
+def _poll(rid: str) -> tuple[bool, RunView | None]:
     view = dashboard_state(rid, runs_dir())
-    if view is None or not view.active:
-        st.rerun()  # the whole page: draw the finished state, the actions, the runs table
-    _dashboard_body(view)
+    return view is not None and view.active, view
 
 
 def _dashboard_body(view: RunView) -> None:
@@ -101,16 +96,8 @@ def _dashboard_body(view: RunView) -> None:
         st.warning(f"The loss ({view.train_loss:,.1f}) is far above a uniform guess (ln({vocab:,}) = "
                    f"{math.log(vocab):.2f}): the learning rate is probably too high; consider stopping.",
                    icon=":material/trending_up:")
-    # In the hosted demo every visitor sees the one running job; only the session that started it may stop it.
-    mine = not state.limits().demo or view.run_id in st.session_state.get(STARTED, ())
-    if view.active and view.status != "elsewhere" and not mine:
-        st.caption("Another visitor started this run; only they can stop it. It ends at its step limit.")
-    elif view.active and view.status != "elsewhere" and st.button("Stop training", key="pt_stop",
-                                                                  icon=":material/stop:"):
-        job = registry().get(view.run_id)
-        if job is not None:
-            job.stop()
-        st.caption("Stopping after this step; a checkpoint is being written…")
+    if view.active and view.status != "elsewhere":  # in the hosted demo only the visitor who started it
+        stop_button(PANEL, view.run_id, active=True)
     c = st.columns([2, 1, 1, 1])
     x = c[0].radio("x-axis", ["step", "tokens_seen"], horizontal=True, key="pt_x",
                    format_func=lambda v: v.replace("_", " "))
@@ -148,8 +135,8 @@ def _run_actions(view: RunView) -> None:
                              key="pt_download", on_click="ignore", icon=":material/download:")
     else:
         c[1].caption(f"The checkpoint is {format_bytes(size)}: copy it from {view.checkpoint}.")
-    if view.active or not view.checkpoint_step or view.status == "broken":
-        return
+    if view.active or not view.checkpoint_step or view.status == "broken" or not may_control(view.run_id):
+        return  # in the hosted demo only the visitor who started a run may resume or continue it
     with c[2].popover("Resume / continue", icon=":material/play_circle:"):
         _resume_form(view)
 
@@ -167,16 +154,8 @@ def _resume_form(view: RunView) -> None:
     new_lr = st.number_input("Learning rate", 1e-6, 100.0, lr, format="%.1e", key="pt_resume_lr")
     label = "Continue training" if done else "Resume"
     if st.button(f"{label} from step {view.checkpoint_step:,}", key="pt_resume", type="primary"):
-        try:
-            resume_pretraining(view.run_id, runs_dir(), int(until), float(new_lr))
-        except JobBusyError as err:
-            st.warning(str(err), icon=":material/hourglass_top:")
-        except LabError as err:
-            st.error(str(err), icon=":material/error:")
-        else:
-            st.session_state[CURRENT] = view.run_id
-            st.session_state[STARTED] = [*st.session_state.get(STARTED, ()), view.run_id]
-            st.rerun()
+        start_job(PANEL, lambda: resume_pretraining(view.run_id, runs_dir(), int(until), float(new_lr)),
+                  "resuming the run")
 
 
 def runs_section() -> None:
@@ -213,7 +192,7 @@ def runs_section() -> None:
     with c[1].popover("Open a run", icon=":material/open_in_browser:", width="stretch"):
         chosen = st.selectbox("Run", usable, key="pt_open_pick")
         if st.button("Show it in the dashboard", key="pt_open"):
-            st.session_state[CURRENT] = chosen
+            PANEL.watch(chosen)
             st.rerun()
     curves = {}
     for rid in pick:

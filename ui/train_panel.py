@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from pathlib import Path
 
 import streamlit as st
 
 from core.config import PRESETS, GPTConfig
 from core.datasets import DATASETS, download, is_available, load_corpus, parse_text_upload
-from core.errors import LabError
-from core.jobs import JobBusyError, registry
+from core.jobs import registry
 from core.preflight import estimate_seconds, preflight_numbers
 from core.pretrain_job import PRETRAIN_TOKENIZER, Corpus, encode_corpus, start_pretraining
 from core.runs import (
@@ -31,15 +31,16 @@ from core.runs import (
 from core.stats import flops_per_token, total_parameters
 from core.train import TrainSettings, estimate_training_memory, probe_speed
 from ui import state
+from ui.cache import tokenizer
 from ui.format import fmt_duration, format_bytes, format_si
 from ui.frame import allowed_presets
-from ui.widgets import guard, uploader
+from ui.job_panel import JobPanel, start_job
+from ui.widgets import download_with_progress, guard, uploader
 
 log = logging.getLogger("llm_scratch_lab")
 
-CURRENT = "pt_run"  # session key: the run the dashboard shows
+PANEL = JobPanel("pretrain", "pt")  # the run the dashboard shows
 FLASH = "pt_flash"  # session key: a one-off success message shown after a rerun
-STARTED = "pt_started"  # session key: runs this session started (in the hosted demo only they may be stopped)
 PROMPT = "Every effort moves you"
 MAX_DOWNLOAD_BYTES = 200 * 2**20  # checkpoints above this are not offered through the browser
 STATUS_LABELS = {
@@ -62,8 +63,6 @@ def _corpus_text(name: str) -> str:
 
 @st.cache_data(max_entries=16, show_spinner="Tokenizing the corpus…")
 def _token_ids(text: str) -> list[int]:
-    from ui.cache import tokenizer
-
     return encode_corpus(text, tokenizer(PRETRAIN_TOKENIZER))
 
 
@@ -93,16 +92,9 @@ def corpus_controls() -> Corpus | None:
             return None
         st.info(f"{info.description} It is not downloaded yet ({info.size}, from the book's GitHub repository).",
                 icon=":material/download:")
-        if st.button("Download The Verdict", key="pt_verdict_download", icon=":material/download:"):
-            slot = st.empty()
-            bar = slot.progress(0.0, text="Downloading The Verdict…")
-            with guard("downloading The Verdict"):
-                try:
-                    download("the-verdict", progress=lambda done, total: bar.progress(
-                        min(1.0, done / total) if total else 0.0, text=f"Downloading The Verdict… {done:,} bytes"))
-                finally:
-                    slot.empty()  # no half-full bar left next to an error
-                st.rerun()
+        if download_with_progress("Download The Verdict", partial(download, "the-verdict"),
+                                  key="pt_verdict_download", what="The Verdict") is not None:
+            st.rerun()
         return None
     if choice == "upload":
         up = uploader("A UTF-8 text file", type=["txt", "md"], key="pt_upload")
@@ -229,22 +221,9 @@ def start_controls(cfg: GPTConfig | None, settings: TrainSettings | None, corpus
     run_id = c[0].text_input(f"Run id (its folder in {runs_dir()})", default_run_id(st.session_state.get(
         "pt_preset", "tiny")), key=f"pt_run_id_{n}")
     ready = cfg is not None and settings is not None and corpus is not None
-    if not c[1].button("Start training", type="primary", key="pt_start", icon=":material/play_arrow:",
-                       disabled=not ready, width="stretch"):
-        return
-    try:
-        from ui.cache import tokenizer
-
-        job = start_pretraining(cfg, settings, corpus, run_id, runs_dir(), tokenizer("gpt2"), _token_ids(corpus.text))
-    except JobBusyError as err:
-        st.warning(str(err), icon=":material/hourglass_top:")
-    except LabError as err:
-        st.error(str(err), icon=":material/error:")
-    except Exception as err:  # noqa: BLE001 - never a traceback on the page
-        log.exception("starting a pretraining run")
-        st.error(f"Could not start the run ({type(err).__name__}: {err}).", icon=":material/error:")
-    else:
-        st.session_state[CURRENT] = job.run_id
-        st.session_state[STARTED] = [*st.session_state.get(STARTED, ()), job.run_id]
-        st.session_state["pt_idn"] = n + 1
-        st.rerun()
+    if c[1].button("Start training", type="primary", key="pt_start", icon=":material/play_arrow:",
+                   disabled=not ready, width="stretch"):
+        tok = tokenizer(PRETRAIN_TOKENIZER)
+        start_job(PANEL, lambda: start_pretraining(cfg, settings, corpus, run_id, runs_dir(), tok,
+                                                   _token_ids(corpus.text)),
+                  on_started=lambda job: st.session_state.update(pt_idn=n + 1))  # a fresh default id next time

@@ -111,3 +111,29 @@ def text_source(
         )
         text = text[:max_chars]
     return text
+
+
+def download_with_progress(label: str, fetch: Callable[[Callable[[int, int | None], None]], Any], *, key: str,
+                           what: str = "the file") -> Any:
+    """A download button; when pressed, run ``fetch(progress)`` under a progress bar and return its result.
+
+    ``fetch`` is a ``core`` downloader that calls ``progress(done_bytes, total_bytes_or_None)``. The bar goes
+    away again whether the download works or not; a failure is one sentence (via :func:`guard`) and gives None,
+    as does a button that was not pressed.
+    """
+    if not st.button(label, key=key, icon=":material/download:"):
+        return None
+    slot = st.empty()
+    bar = slot.progress(0.0, text="Connecting…")
+
+    def progress(done: int, total: int | None) -> None:
+        size = f"{done / 2**20:,.1f} MB" + (f" of {total / 2**20:,.1f} MB" if total else "")
+        bar.progress(min(1.0, done / total) if total else 0.0, text=f"Downloading {what}… {size}")
+
+    result = None
+    with guard(f"downloading {what}"):
+        try:
+            result = fetch(progress)
+        finally:
+            slot.empty()
+    return result

@@ -1,5 +1,7 @@
 """Classification fine-tuning (chapter 6): spam or ham, live curves, test accuracy, a confusion matrix, ablations."""
 
+from functools import partial
+
 import pandas as pd
 import streamlit as st
 
@@ -7,14 +9,16 @@ from core import classify_job as ft
 from core.classify import MODES, POSITIONS, evaluate, predict, prepare_classifier, train_classifier
 from core.datasets import DATASETS, download, is_available, label_mapping, load_classification, parse_table_upload
 from core.finetune_job import job_state
-from core.jobs import ACTIVE, JobBusyError, registry
+from core.jobs import ACTIVE
 from ui.cache import active_model, active_tokenizer
 from ui.figures_finetune import classify_curves, confusion_figure
+from ui.job_panel import JobPanel, job_status, live, start_job, stop_button
 from ui.state import active_model_spec, describe_spec
-from ui.widgets import guard, next_page_link, page_header, show_code, uploader
+from ui.widgets import download_with_progress, guard, next_page_link, page_header, show_code, uploader
 
 PATH = "views/classify.py"
-RUN, ABLATION = "cls_run_id", "cls_ablation"  # session keys: the run on show, finished runs' results
+PANEL = JobPanel("classify", "cls", url_param="cls_run")
+ABLATION = "cls_ablation"  # session key: finished runs' results
 MODES_TEXT = {"last-block": "last block + final norm + head (the book)", "all": "all layers",
               "lora": "LoRA (rank 8) on the blocks + head", "head-only": "only the new head"}
 POS_TEXT = {"last": "last token (the book)", "first": "first token", "last-real": "last real (non-padding) token"}
@@ -56,14 +60,8 @@ with guard("loading the data"):
         st.caption(f"{info.description} {info.size}. Licence: {info.licence}")
         if is_available(source):
             df = load_classification(source)
-        elif st.button("Download the SMS Spam Collection", icon=":material/download:", key="cls_download"):
-            slot = st.empty()  # the bar goes away again, whether the download works or not
-            try:
-                bar = slot.progress(0.0, text="Downloading…")
-                download(source, progress=lambda done, total: bar.progress(
-                    min(done / total, 1.0) if total else 0.0, text=f"Downloading… {done / 1024:,.0f} KB"))
-            finally:
-                slot.empty()
+        elif download_with_progress("Download the SMS Spam Collection", partial(download, source),
+                                    key="cls_download", what="the SMS Spam Collection") is not None:
             st.rerun()
 if df is not None:
     counts = df["label"].value_counts()
@@ -89,40 +87,31 @@ max_len = int(c[2].number_input(f"Max length (0 = longest, ≤ {context})", 0, c
 balance = c[3].toggle("Balance the classes (the book)", True, key="cls_balance")
 settings = ft.ClassifySettings(source, mode, position, epochs, max_steps or None, lr, batch, max_len or None, balance)
 
-st.session_state.setdefault(RUN, st.query_params.get("cls_run"))  # the URL keeps the run across a refresh
-snap, result = job_state(st.session_state[RUN], "classify")
+run_id = PANEL.watched()
+snap, result = job_state(run_id, "classify")
 running = snap is not None and snap["status"] in ACTIVE
 b = st.columns([1, 1, 5])
 if b[0].button("Start", type="primary", icon=":material/play_arrow:", disabled=running or df is None,
                key="cls_start"):
-    with guard("starting the run"):
-        try:
-            job = ft.start_classify_job(active_model(), active_tokenizer(), df, settings)
-            st.session_state[RUN] = st.query_params["cls_run"] = job.run_id
-            st.rerun()
-        except JobBusyError as err:
-            st.warning(str(err), icon=":material/hourglass_top:")
-if b[1].button("Stop training", icon=":material/stop:", disabled=not running, key="cls_stop"):
-    registry().get(snap["run_id"]).stop()
+    start_job(PANEL, lambda: ft.start_classify_job(active_model(), active_tokenizer(), df, settings))
+stop_button(PANEL, run_id, running, b[1])
 
 
-@st.fragment(run_every=1.0 if running else None)
-def live() -> None:
-    snap, _ = job_state(st.session_state[RUN], "classify")
+def poll() -> tuple[bool, dict | None]:
+    snap, _ = job_state(run_id, "classify")
+    return snap is not None and snap["status"] in ACTIVE, snap
+
+
+def draw(snap: dict | None) -> None:
     if snap is None:
         st.caption("Press **Start** to fine-tune; curves appear here while it trains.")
         return
-    if snap["status"] == "failed":
-        st.error(snap["message"], icon=":material/error:")
-    else:
-        st.progress(snap["progress"], text=f"{snap['run_id']} · {snap['status']} · {snap['message']}")
+    job_status(snap)
     if snap["records"]:
         st.plotly_chart(classify_curves(snap["records"]), width="stretch", key="cls_curves")
-    if running and snap["status"] not in ACTIVE:
-        st.rerun()  # the run ended: redraw the whole page with its results
 
 
-live()
+live(poll, draw)
 if result is not None and snap["status"] in ("finished", "stopped") and result.details:
     d, ev = result.details, result.details["evaluation"]
     st.subheader("Test set")

@@ -1,19 +1,22 @@
 """Instruction fine-tuning (chapter 7): Alpaca prompts, the loss-mask X-ray, before/after responses and scores."""
 
+from functools import partial
+
 import streamlit as st
 
 from core import instruct_job as ft
 from core.datasets import DATASETS, download, is_available, load_instructions, parse_instruction_upload
 from core.finetune_job import job_state
 from core.instruct import custom_collate_fn, format_example, generate_responses, score_responses, train_instruct
-from core.jobs import ACTIVE, JobBusyError, registry
+from core.jobs import ACTIVE
 from ui.cache import active_model, active_tokenizer
 from ui.figures_finetune import instruct_curves, loss_mask_html
+from ui.job_panel import JobPanel, job_status, live, start_job, stop_button
 from ui.state import active_model_spec, describe_spec
-from ui.widgets import guard, next_page_link, page_header, show_code, uploader
+from ui.widgets import download_with_progress, guard, next_page_link, page_header, show_code, uploader
 
 PATH = "views/instruct.py"
-RUN = "ins_run_id"  # session key: the run on show
+PANEL = JobPanel("instruct", "ins", url_param="ins_run")
 SOURCES = {"builtin-instructions": DATASETS["builtin-instructions"].title,
            "book-instructions": DATASETS["book-instructions"].title, "upload": "Upload JSON / JSONL"}
 
@@ -48,14 +51,8 @@ with guard("loading the data"):
         st.caption(f"{info.description} {info.size}. Licence: {info.licence}")
         if is_available(source):
             records = load_instructions(source)
-        elif st.button("Download the book's instruction data", icon=":material/download:", key="ins_download"):
-            slot = st.empty()  # the bar goes away again, whether the download works or not
-            try:
-                bar = slot.progress(0.0, text="Downloading…")
-                download(source, progress=lambda done, total: bar.progress(
-                    min(done / total, 1.0) if total else 0.0, text=f"Downloading… {done / 1024:,.0f} KB"))
-            finally:
-                slot.empty()
+        elif download_with_progress("Download the book's instruction data", partial(download, source),
+                                    key="ins_download", what="the instruction data") is not None:
             st.rerun()
 
 context = active_model().cfg.context_length
@@ -96,41 +93,32 @@ c[3].caption(f"Prompt masking: **{'on' if mask else 'off'}** (the toggle above t
 settings = ft.InstructSettings(source, epochs, max_steps or None, lr, batch, max_len, mask, n_eval, max_new,
                                eval_every=max(5, (max_steps or 100) // 20))
 
-st.session_state.setdefault(RUN, st.query_params.get("ins_run"))  # the URL keeps the run across a refresh
-snap, result = job_state(st.session_state[RUN], "instruct")
+run_id = PANEL.watched()
+snap, result = job_state(run_id, "instruct")
 running = snap is not None and snap["status"] in ACTIVE
 b = st.columns([1, 1, 5])
 if b[0].button("Start", type="primary", icon=":material/play_arrow:", disabled=running or records is None,
                key="ins_start"):
-    with guard("starting the run"):
-        try:
-            job = ft.start_instruct_job(active_model(), active_tokenizer(), records, settings)
-            st.session_state[RUN] = st.query_params["ins_run"] = job.run_id
-            st.rerun()
-        except JobBusyError as err:
-            st.warning(str(err), icon=":material/hourglass_top:")
-if b[1].button("Stop training", icon=":material/stop:", disabled=not running, key="ins_stop"):
-    registry().get(snap["run_id"]).stop()
+    start_job(PANEL, lambda: ft.start_instruct_job(active_model(), active_tokenizer(), records, settings))
+stop_button(PANEL, run_id, running, b[1])
 
 
-@st.fragment(run_every=1.0 if running else None)
-def live() -> None:
-    snap, _ = job_state(st.session_state[RUN], "instruct")
+def poll() -> tuple[bool, dict | None]:
+    snap, _ = job_state(run_id, "instruct")
+    return snap is not None and snap["status"] in ACTIVE, snap
+
+
+def draw(snap: dict | None) -> None:
     if snap is None:
         st.caption(f"Press **Start**: the model first answers {n_eval} test prompts, then fine-tunes (curves appear "
                    "here), then answers them again.")
         return
-    if snap["status"] == "failed":
-        st.error(snap["message"], icon=":material/error:")
-    else:
-        st.progress(snap["progress"], text=f"{snap['run_id']} · {snap['status']} · {snap['message']}")
+    job_status(snap)
     if snap["records"]:
         st.plotly_chart(instruct_curves(snap["records"]), width="stretch", key="ins_curves")
-    if running and snap["status"] not in ACTIVE:
-        st.rerun()  # the run ended: redraw the whole page with its results
 
 
-live()
+live(poll, draw)
 if result is not None and snap["status"] in ("finished", "stopped") and result.details:
     d = result.details
     sb, sa = d["score_before"], d["score_after"]

@@ -1,0 +1,138 @@
+"""One job panel for the pages that train in the background: Pretraining, Classification and Instructions.
+
+A page describes its job once (:class:`JobPanel`: the job kind, a widget-key prefix and the URL parameter that
+keeps the run across a refresh) and then uses the same pieces: :func:`start_job` after a Start/Resume press,
+:func:`stop_button`, and :func:`live`, which polls while the job runs and redraws the page when it ends. The
+work itself is started by ``core`` (``core.pretrain_job``, ``core.classify_job``, ``core.instruct_job``).
+
+In the hosted demo a job belongs to the session that started it: only that session may stop it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from core.errors import LabError
+from core.jobs import JobBusyError, registry
+from ui import state
+
+log = logging.getLogger("llm_scratch_lab")
+STARTED = "jobs_started"  # session key: the run ids this session started (any kind)
+POLL_S = 1.0
+
+
+@dataclass(frozen=True)
+class JobPanel:
+    """How one page keeps track of its job.
+
+    Attributes:
+        kind: the :class:`core.jobs.Job` kind (``"pretrain"``, ``"classify"``, ``"instruct"``).
+        key: the prefix of the page's widget and session keys (``"pt"``, ``"cls"``, ``"ins"``).
+        url_param: the query parameter that remembers the run on show, or None.
+    """
+
+    kind: str
+    key: str
+    url_param: str | None = None
+
+    @property
+    def session_key(self) -> str:
+        return f"{self.key}_run_id"
+
+    def watched(self) -> str | None:
+        """The run this page shows: this session's choice, else the one in the URL."""
+        if self.session_key not in st.session_state:
+            st.session_state[self.session_key] = st.query_params.get(self.url_param) if self.url_param else None
+        return st.session_state[self.session_key]
+
+    def watch(self, run_id: str | None) -> None:
+        """Show ``run_id`` from now on (and put it in the URL); None forgets it."""
+        st.session_state[self.session_key] = run_id
+        if self.url_param and run_id is not None:
+            st.query_params[self.url_param] = run_id
+        elif self.url_param:
+            st.query_params.pop(self.url_param, None)
+
+
+def started_here(run_id: str | None) -> bool:
+    """Whether this browser session started (or resumed) ``run_id``."""
+    return run_id is not None and run_id in st.session_state.get(STARTED, ())
+
+
+def may_control(run_id: str | None) -> bool:
+    """Whether this session may stop or resume ``run_id``: always outside the demo, its own runs in it."""
+    return not state.limits().demo or started_here(run_id)
+
+
+def start_job(
+    panel: JobPanel, start: Callable[[], Any], what: str = "starting the run",
+    on_started: Callable[[Any], None] | None = None,
+) -> None:
+    """Call ``start()`` (which returns the started :class:`core.jobs.Job`), remember and show its run, call
+    ``on_started(job)``, rerun.
+
+    A full server gives its busy sentence as a warning, bad settings their LabError sentence; nothing raises.
+    """
+    try:
+        job = start()
+    except JobBusyError as err:
+        st.warning(str(err), icon=":material/hourglass_top:")
+    except LabError as err:
+        st.error(str(err), icon=":material/error:")
+    except Exception as err:  # noqa: BLE001 - never a traceback on the page
+        log.exception("%s (%s)", what, panel.kind)
+        st.error(f"Something unexpected went wrong while {what} ({type(err).__name__}: {err}). Try other "
+                 "settings; the rest of the app keeps working.", icon=":material/error:")
+    else:
+        st.session_state[STARTED] = [*st.session_state.get(STARTED, ()), job.run_id]
+        panel.watch(job.run_id)
+        if on_started is not None:
+            on_started(job)
+        st.rerun()
+
+
+def stop_button(panel: JobPanel, run_id: str | None, active: bool, where: Any = st) -> None:
+    """"Stop training" for the page's running job (disabled when none runs; a note instead for others' jobs)."""
+    if active and not may_control(run_id):
+        where.caption("Another visitor started this run; only they can stop it. It ends at its step limit.")
+        return
+    if where.button("Stop training", icon=":material/stop:", disabled=not active, key=f"{panel.key}_stop"):
+        job = registry().get(run_id) if run_id else None
+        if job is not None:
+            job.stop()
+        st.caption("Stopping after this step…")
+
+
+def job_status(snap: dict[str, Any]) -> None:
+    """A failed job's sentence, or a progress bar with its run id, status and message."""
+    if snap["status"] == "failed":
+        st.error(snap["message"], icon=":material/error:")
+    else:
+        st.progress(snap["progress"], text=f"{snap['run_id']} · {snap['status']} · {snap['message']}")
+
+
+def live(poll: Callable[[], tuple[bool, Any]], draw: Callable[[Any], None]) -> bool:
+    """Draw what ``poll()`` returns; while it says the job is active, re-poll every second.
+
+    ``poll() -> (active, view)``; ``draw(view)`` draws it (``view`` may be None: nothing to show yet). When an
+    active job ends, the whole page reruns so that its results and actions appear. Returns ``active``.
+    """
+    active, view = poll()
+    if active:
+        _live_fragment(poll, draw)
+    else:
+        draw(view)
+    return active
+
+
+@st.fragment(run_every=POLL_S)
+def _live_fragment(poll: Callable[[], tuple[bool, Any]], draw: Callable[[Any], None]) -> None:
+    active, view = poll()
+    if not active:
+        st.rerun()  # the whole page: draw the finished state and what follows it
+    draw(view)
