@@ -1,4 +1,4 @@
-"""LLM Scratch Lab: the router. Builds the navigation from ui.nav and draws the shared frame.
+"""LLM Scratch Lab: the router. Builds the navigation from core.journey and draws the shared frame.
 
 The page scripts live in ``views/``, not ``pages/``: Streamlit runs a ``pages/`` folder as a legacy multipage app
 until this script has called ``st.navigation`` once, so deep links on a fresh server would skip this frame.
@@ -6,13 +6,13 @@ until this script has called ``st.navigation`` once, so deep links on a fresh se
 
 import streamlit as st
 
-from ui.frame import apply_thread_cap, sidebar_frame
-from ui.nav import PAGES
-from ui.state import adopt_demo_secret
+from core.journey import PAGES
+from ui.frame import sidebar_frame
+from ui.state import adopt_demo_secret, limits
 
 st.set_page_config(page_title="LLM Scratch Lab", page_icon=":material/neurology:", layout="wide")
 adopt_demo_secret()  # LLMLAB_DEMO may come from st.secrets on Streamlit Community Cloud
-apply_thread_cap()
+limits().apply_torch_threads()
 
 sections: dict[str, list] = {}
 for info in PAGES:

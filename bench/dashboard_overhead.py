@@ -2,7 +2,8 @@
 
 - ``page``: :func:`core.pretrain_job.start_pretraining` (exactly what the Start button calls) runs the job in a thread
   of this process while a simulated dashboard polls once a second, doing what the ``st.fragment`` does:
-  :func:`core.run_view.dashboard_state` (``job.snapshot()`` merged with ``run.json``) and the loss figure.
+  :func:`core.run_view.dashboard_state` (``job.snapshot()`` merged with ``run.json``) and serialising the records
+  the loss figure is drawn from (the benchmark imports nothing from ``ui/``).
 - ``cli``: ``python -m core pretrain`` in a subprocess.
 
 Same preset, settings, corpus and seed; one run each by default (``--rounds N`` alternates N pairs and reports the
@@ -74,7 +75,6 @@ def run_page(args: argparse.Namespace, runs: Path, run_id: str) -> tuple[float, 
     from core.pretrain_job import Corpus, start_pretraining
     from core.run_view import dashboard_state
     from core.train import TrainSettings
-    from ui.figures_train import loss_figure
 
     corpus = Corpus(load_corpus("builtin-corpus"), "builtin-corpus", "Built-in stories")
     job = start_pretraining(GPTConfig.preset("tiny"), TrainSettings(**settings_args(args)), corpus, run_id, runs)
@@ -82,7 +82,7 @@ def run_page(args: argparse.Namespace, runs: Path, run_id: str) -> tuple[float, 
     while not job.wait(1.0):  # the fragment's run_every=1.0
         t = time.perf_counter()
         view = dashboard_state(run_id, runs)
-        loss_figure(view.records, "step", False, False, True, 50257).to_json()  # what goes to the browser
+        json.dumps(view.records)  # what the page's figure is built from and sends to the browser
         poll_s += time.perf_counter() - t
         polls += 1
     return last_tokens_per_s(runs / run_id)[0], polls, poll_s / max(polls, 1)

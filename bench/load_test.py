@@ -9,7 +9,7 @@ What it does, all on loopback:
 3. a *trainer* session opens Pretraining and starts a tiny-preset run (``--steps``, default 2,000 = the demo cap);
    if the run ends before the measurement does, the trainer starts another, so something trains throughout;
 4. for each N in ``--sessions`` (default 1 5 10) it opens N fresh browser contexts (fresh Streamlit sessions) that
-   walk every page of ``ui.nav.PAGES`` in order, ``--rounds`` times, at the same time. The first visit of a
+   walk every page of ``core.journey.PAGES`` in order, ``--rounds`` times, at the same time. The first visit of a
    session is a full page load (``goto``); the rest click the sidebar link, as a visitor would (``--nav goto``
    reloads every page instead). A render is timed from the navigation until the page's ``h1`` shows its title,
    the script has reached the page's end (its closing "Next: …" link is drawn and current; on a page without one,
@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ui.nav import PAGES, PageInfo, next_page  # noqa: E402 - after the path fix, so the script runs from anywhere
+from core.journey import PAGES, PageInfo, next_page  # noqa: E402 - after the path fix, so the script runs from anywhere
 
 CHROMIUM = Path(os.environ.get("LLMLAB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -797,7 +797,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     ap.add_argument("--sessions", type=int, nargs="+", default=[1, 5, 10], help="concurrent sessions per level")
     ap.add_argument("--rounds", type=int, default=1, help="passes over the pages per session")
     ap.add_argument("--pages", nargs="+", default=None,
-                    help="page paths or titles to walk (default: every page of ui.nav.PAGES, in order)")
+                    help="page paths or titles to walk (default: every page of core.journey.PAGES, in order)")
     ap.add_argument("--max-seconds", type=float, default=600.0, help="time limit for the whole run")
     ap.add_argument("--steps", type=int, default=2000, help="steps of the trainer's run (new runs start as needed)")
     ap.add_argument("--nav", choices=["click", "goto"], default="click",

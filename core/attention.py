@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from core.errors import LabError
+from core.errors import LabError, check_int, check_number
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,7 @@ def random_projections(
         torch.Size([3, 2])
     """
     for name, value in (("d_in", d_in), ("d_out", d_out)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise LabError(f"{name} must be a positive whole number, got {value!r}; try a size such as 3.")
+        check_int(value, name, low=1, fix="try a size such as 3")
     gen = torch.Generator().manual_seed(int(seed))
     return tuple(torch.rand(d_in, d_out, generator=gen) for _ in range(3))  # type: ignore[return-value]
 
@@ -140,11 +139,9 @@ def _check_w(name: str, w: torch.Tensor, d_in: int, d_out: int | None = None, wh
 
 
 def _check_dropout(dropout: float, seed: int | None) -> float:
-    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
-        raise LabError(f"dropout must be a number from 0 up to (not including) 1, got {dropout!r}; try 0.1.")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise LabError(f"seed must be a whole number or None, got {seed!r}; try 123.")
-    return float(dropout)
+    if seed is not None:
+        check_int(seed, "seed", fix="try 123, or None")
+    return check_number(dropout, "dropout", low=0, high=1, high_open=True, fix="try 0.1")
 
 
 def _project(x, W_query, W_key, W_value):
@@ -268,6 +265,24 @@ def causal_attention(
     return AttentionSteps(q, k, v, scores, scaled, masked, weights, dropped, context)
 
 
+def _check_heads(x: torch.Tensor, W_query: torch.Tensor, W_value: torch.Tensor, W_out: torch.Tensor,
+                 b_out: torch.Tensor | None, n_heads: int) -> int:
+    """Check the multi-head shapes against ``x``; return d_out."""
+    check_int(n_heads, "n_heads", low=1, fix="try 2")
+    _check_w("W_query", W_query, x.shape[-1])
+    d_out = W_query.shape[1]
+    if d_out % n_heads:
+        raise LabError(
+            f"d_out = {d_out} is not divisible by n_heads = {n_heads}; pick a head count that divides it."
+        )
+    _check_w("W_value", W_value, x.shape[-1], d_out, "every head's values must match its queries in width")
+    _check_w("W_out", W_out, d_out, d_out, f"it maps the d_out = {d_out} concatenated features to d_out")
+    if b_out is not None and (not isinstance(b_out, torch.Tensor) or tuple(b_out.shape) != (d_out,)):
+        shape = tuple(b_out.shape) if isinstance(b_out, torch.Tensor) else type(b_out).__name__
+        raise LabError(f"b_out must have shape ({d_out},) to match W_out, got {shape}; or leave it out.")
+    return d_out
+
+
 def multi_head_attention(
     x: torch.Tensor,
     W_query: torch.Tensor,
@@ -302,19 +317,7 @@ def multi_head_attention(
     """
     x = _check_x(x)
     p = _check_dropout(dropout, seed)
-    if isinstance(n_heads, bool) or not isinstance(n_heads, int) or n_heads < 1:
-        raise LabError(f"n_heads must be a positive whole number, got {n_heads!r}; try 2.")
-    _check_w("W_query", W_query, x.shape[-1])
-    d_out = W_query.shape[1]
-    if d_out % n_heads:
-        raise LabError(
-            f"d_out = {d_out} is not divisible by n_heads = {n_heads}; pick a head count that divides it."
-        )
-    _check_w("W_value", W_value, x.shape[-1], d_out, "every head's values must match its queries in width")
-    _check_w("W_out", W_out, d_out, d_out, f"it maps the d_out = {d_out} concatenated features to d_out")
-    if b_out is not None and (not isinstance(b_out, torch.Tensor) or tuple(b_out.shape) != (d_out,)):
-        shape = tuple(b_out.shape) if isinstance(b_out, torch.Tensor) else type(b_out).__name__
-        raise LabError(f"b_out must have shape ({d_out},) to match W_out, got {shape}; or leave it out.")
+    d_out = _check_heads(x, W_query, W_value, W_out, b_out, n_heads)
     q, k, v = _project(x, W_query, W_key, W_value)
 
     head_dim = d_out // n_heads

@@ -112,6 +112,28 @@ class Limits:
         limit = getattr(self, name)
         return value if limit is None else min(value, limit)
 
+    def allowed_presets(self) -> list[str]:
+        """The model presets a session may build under these caps (every one of :data:`core.config.PRESETS`
+        outside the hosted demo), in the presets' order."""
+        from core.config import PRESETS, GPTConfig
+
+        names = []
+        for name in PRESETS:
+            try:
+                self.check_model(GPTConfig.preset(name))
+            except LabError:
+                continue
+            names.append(name)
+        return names
+
+    def apply_torch_threads(self) -> None:
+        """Limit PyTorch's CPU threads to ``torch_threads`` (the demo: 1, so a training job leaves a core for
+        everyone's pages); nothing when there is no such cap."""
+        if self.torch_threads:
+            import torch
+
+            torch.set_num_threads(self.torch_threads)
+
     def describe(self) -> list[str]:
         """The caps as short phrases, for the note the pages show in demo mode."""
         if not self.demo:

@@ -92,15 +92,9 @@ def test_demo_refuses_gpt2_and_describes_itself():
 # ------------------------------------------------------------------------------------- enforcement in the code
 @pytest.fixture
 def demo(monkeypatch, tmp_path):
-    import ui.cache
-    import ui.frame
-    import ui.state
-
     monkeypatch.setenv("LLMLAB_DEMO", "1")
     monkeypatch.setenv("LLMLAB_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("LLMLAB_DATA_DIR", str(tmp_path / "data"))
-    for module in (ui.state, ui.frame, ui.cache):
-        monkeypatch.setattr(module, "RUNS_DIR", tmp_path / "runs")
     threads = torch.get_num_threads()
     yield tmp_path
     torch.set_num_threads(threads)  # the app set it for the whole (test) process

@@ -324,18 +324,11 @@ def test_damaged_run_folders_are_listed_as_broken_with_a_reason(tmp_path):
 # ---------------------------------------------------------------------------------------- the page
 @pytest.fixture
 def use_runs(tmp_path, monkeypatch):
-    """Point the app at a runs folder (``ui.state`` reads LLMLAB_RUNS_DIR at import; frame/cache copy it)."""
-    import ui.cache
-    import ui.frame
-    import ui.state
-
+    """Point the app at a runs folder (``core.model_spec.default_runs_dir`` reads LLMLAB_RUNS_DIR on each call)."""
     monkeypatch.setenv("LLMLAB_DATA_DIR", str(tmp_path / "data"))
 
     def point(folder: Path) -> Path:
         monkeypatch.setenv("LLMLAB_RUNS_DIR", str(folder))
-        for module in (ui.state, ui.frame, ui.cache):
-            if hasattr(module, "RUNS_DIR"):
-                monkeypatch.setattr(module, "RUNS_DIR", folder)
         return folder
 
     yield point

@@ -1,8 +1,7 @@
 """AppTest of the Pretraining page: defaults, a tiny run to the end, stop + reattach + resume, bad input, busy.
 
-Each test gets its own runs and data folders. ``ui.state`` reads ``LLMLAB_RUNS_DIR`` once, at import, and
-``ui.frame`` / ``ui.cache`` copy the value, so the module attributes are patched too. Training jobs live in the
-process-wide registry, so every test stops and waits for its jobs at the end.
+Each test gets its own runs and data folders (``LLMLAB_RUNS_DIR`` is read on every call). Training jobs live in
+the process-wide registry, so every test stops and waits for its jobs at the end.
 """
 
 from __future__ import annotations
@@ -23,15 +22,9 @@ PAGE = "views/pretrain.py"
 
 @pytest.fixture
 def runs(tmp_path, monkeypatch):
-    import ui.cache
-    import ui.frame
-    import ui.state
-
     folder = tmp_path / "runs"
     monkeypatch.setenv("LLMLAB_RUNS_DIR", str(folder))
     monkeypatch.setenv("LLMLAB_DATA_DIR", str(tmp_path / "data"))
-    for module in (ui.state, ui.frame, ui.cache):
-        monkeypatch.setattr(module, "RUNS_DIR", folder)
     yield folder
     for job in registry().list():
         job.stop()

@@ -75,25 +75,13 @@ def matrix_heatmap(
     z = np.where(np.isfinite(m), m, np.nan)
     text = [[_format(v, decimals) for v in row] for row in m]
     custom = np.array([[[r, c] for c in cols] for r in rows], dtype=object)  # (R, C, 2) hover labels
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=list(range(m.shape[1])),
-            y=list(range(m.shape[0])),
-            text=text,
-            texttemplate="%{text}" if show_values else None,
-            textfont=dict(size=12),
-            customdata=custom,
-            hovertemplate=f"{y_title or 'row'}: %{{customdata[0]}}<br>"
-            f"{x_title or 'column'}: %{{customdata[1]}}<br>value: %{{text}}<extra></extra>",
-            colorscale=colorscale,
-            zmin=zmin,
-            zmax=zmax,
-            showscale=False,
-            xgap=1,
-            ygap=1,
-        )
-    )
+    hover = (f"{y_title or 'row'}: %{{customdata[0]}}<br>{x_title or 'column'}: %{{customdata[1]}}<br>"
+             "value: %{text}<extra></extra>")
+    fig = go.Figure(go.Heatmap(
+        z=z, x=list(range(m.shape[1])), y=list(range(m.shape[0])), text=text, customdata=custom,
+        texttemplate="%{text}" if show_values else None, textfont=dict(size=12), hovertemplate=hover,
+        colorscale=colorscale, zmin=zmin, zmax=zmax, showscale=False, xgap=1, ygap=1,
+    ))  # fmt: skip
     fig.update_xaxes(tickvals=list(range(len(cols))), ticktext=[_label(c) for c in cols], title=x_title,
                      side="top", showgrid=False)
     fig.update_yaxes(tickvals=list(range(len(rows))), ticktext=[_label(r) for r in rows], title=y_title,

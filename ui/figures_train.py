@@ -54,6 +54,16 @@ def _guess_line(fig: go.Figure, xs: Sequence[Any], vocab_size: int | None, perpl
                              line=dict(color=GUESS_COLOR, dash="dot", width=1)), **where)
 
 
+def _lr_axis(fig: go.Figure, records: Sequence[Record], x: str) -> None:
+    """The learning rate as a dotted line on a right-hand axis."""
+    lx = [r[x] for r in records if r.get("lr") is not None]
+    ly = [r["lr"] for r in records if r.get("lr") is not None]
+    fig.add_trace(go.Scatter(x=lx, y=ly, name="learning rate", mode="lines",
+                             line=dict(color=LR_COLOR, width=1, dash="dot")), secondary_y=True)
+    fig.update_yaxes(title_text="learning rate", secondary_y=True, showgrid=False, exponentformat="e",
+                     rangemode="tozero")
+
+
 def loss_figure(
     records: Sequence[Record],
     x: str = "step",
@@ -95,17 +105,9 @@ def loss_figure(
         go.Scatter(x=vx, y=vy, name=f"val {what}", mode="lines+markers", line=dict(color=VAL_COLOR, dash="dash")),
     ]
     for trace in traces:
-        if show_lr:
-            fig.add_trace(trace, secondary_y=False)
-        else:
-            fig.add_trace(trace)
+        fig.add_trace(trace, **({"secondary_y": False} if show_lr else {}))
     if show_lr:
-        lx = [r[x] for r in records if r.get("lr") is not None]
-        ly = [r["lr"] for r in records if r.get("lr") is not None]
-        fig.add_trace(go.Scatter(x=lx, y=ly, name="learning rate", mode="lines",
-                                 line=dict(color=LR_COLOR, width=1, dash="dot")), secondary_y=True)
-        fig.update_yaxes(title_text="learning rate", secondary_y=True, showgrid=False, exponentformat="e",
-                         rangemode="tozero")
+        _lr_axis(fig, records, x)
     _guess_line(fig, tx + vx, vocab_size, perplexity, **({"secondary_y": False} if show_lr else {}))
     fig.update_yaxes(title_text=_y_title(perplexity), type="log" if log_y else "linear",
                      **({"secondary_y": False} if show_lr else {}))

@@ -6,32 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.config import PRESETS, GPTConfig
 from core.device import best_device, describe_device
-from core.errors import LabError
 from core.limits import Limits
-from ui.state import RUNS_DIR, active_model_spec, describe_spec, limits, set_active_model
-
-
-def allowed_presets(caps: Limits) -> list[str]:
-    """The presets a session may build under ``caps`` (all of them outside the hosted demo)."""
-    names = []
-    for name in PRESETS:
-        try:
-            caps.check_model(GPTConfig.preset(name))
-        except LabError:
-            continue
-        names.append(name)
-    return names
-
-
-def apply_thread_cap() -> None:
-    """In the hosted demo, let PyTorch use one thread so a training job leaves a core for everyone's pages."""
-    caps = limits()
-    if caps.torch_threads:
-        import torch
-
-        torch.set_num_threads(caps.torch_threads)
+from core.model_spec import default_runs_dir
+from ui.state import active_model_spec, describe_spec, limits, set_active_model
 
 
 def demo_note(caps: Limits) -> None:
@@ -42,9 +20,10 @@ def demo_note(caps: Limits) -> None:
 
 
 def _trained_runs() -> list[str]:
-    if not RUNS_DIR.is_dir():
+    folder = default_runs_dir()
+    if not folder.is_dir():
         return []
-    runs = [p.parent.name for p in RUNS_DIR.glob("*/model.safetensors")]
+    runs = [p.parent.name for p in folder.glob("*/model.safetensors")]
     return sorted(runs, reverse=True)
 
 
@@ -64,7 +43,7 @@ def sidebar_frame() -> None:
                 key="frame_source",
             )
             if source.startswith("Preset"):
-                names = allowed_presets(caps)
+                names = caps.allowed_presets()
                 name = st.selectbox("Preset", names, index=names.index(spec.get("name", "tiny"))
                                     if spec.get("name") in names else 0, key="frame_preset",
                                     help="GPT-2 sizes are big: building them at random init takes memory and time.")
@@ -78,7 +57,7 @@ def sidebar_frame() -> None:
                 else:
                     run_id = st.selectbox("Run", runs, key="frame_run")
                     if st.button("Use this run", key="frame_use_run"):
-                        set_active_model({"kind": "run", "run_id": run_id, "runs_dir": str(RUNS_DIR)})
+                        set_active_model({"kind": "run", "run_id": run_id, "runs_dir": str(default_runs_dir())})
                         st.rerun()
             else:
                 path = st.text_input("Path to model.safetensors (or its folder)", key="frame_hf_path")

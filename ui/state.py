@@ -1,25 +1,19 @@
 """Session-state keys and the active-model spec shared by every page.
 
-The active model is described by a small JSON-able dict (never a tensor), so it survives reruns, can be shown in
-the sidebar and hashed cheaply by the caches:
-
-- ``{"kind": "preset", "name": "tiny", "seed": 123}`` — a randomly initialised preset
-- ``{"kind": "run", "run_id": "...", "runs_dir": "runs"}`` — a checkpoint trained in the app or the CLI
-- ``{"kind": "hf", "path": ".../model.safetensors"}`` — GPT-2 weights in Hugging Face's layout
+The spec (see :mod:`core.model_spec`) is a small JSON-able dict, so it survives reruns, can be shown in the
+sidebar and hashed cheaply by the caches.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import streamlit as st
 
 from core.limits import Limits, current_limits, demo_requested
+from core.model_spec import DEFAULT_MODEL, describe_spec  # noqa: F401  (pages import them here)
 
 ACTIVE_MODEL = "active_model"
-DEFAULT_MODEL = {"kind": "preset", "name": "tiny", "seed": 123}
-RUNS_DIR = Path(os.environ.get("LLMLAB_RUNS_DIR", "runs"))
 
 
 def adopt_demo_secret() -> None:
@@ -50,14 +44,3 @@ def active_model_spec() -> dict:
 
 def set_active_model(spec: dict) -> None:
     st.session_state[ACTIVE_MODEL] = dict(spec)
-
-
-def describe_spec(spec: dict) -> str:
-    kind = spec.get("kind")
-    if kind == "preset":
-        return f"{spec['name']} preset, random init (seed {spec.get('seed', 123)})"
-    if kind == "run":
-        return f"trained run '{spec['run_id']}'"
-    if kind == "hf":
-        return f"GPT-2 weights from {Path(spec['path']).name}"
-    return "unknown model"

@@ -23,6 +23,7 @@ import streamlit as st
 from core.config import PRESETS, GPTConfig
 from core.datasets import DATASETS, download, is_available, load_corpus, parse_text_upload
 from core.jobs import registry
+from core.model_spec import default_runs_dir
 from core.preflight import estimate_seconds, preflight_numbers
 from core.pretrain_job import PRETRAIN_TOKENIZER, Corpus, encode_corpus, start_pretraining
 from core.runs import (
@@ -33,7 +34,6 @@ from core.train import TrainSettings, estimate_training_memory, probe_speed
 from ui import state
 from ui.cache import tokenizer
 from ui.format import fmt_duration, format_bytes, format_si
-from ui.frame import allowed_presets
 from ui.job_panel import JobPanel, start_job
 from ui.widgets import download_with_progress, guard, uploader
 
@@ -51,8 +51,8 @@ STATUS_LABELS = {
 
 
 def runs_dir() -> Path:
-    """The runs folder, read from ``ui.state`` at call time (tests point it at a temporary folder)."""
-    return Path(state.RUNS_DIR)
+    """The runs folder (``LLMLAB_RUNS_DIR``, read on each call: tests point it at a temporary folder)."""
+    return default_runs_dir()
 
 
 # ============================================================================================ cached helpers
@@ -112,7 +112,7 @@ def corpus_controls() -> Corpus | None:
 def model_controls() -> GPTConfig | None:
     """A preset (tiny by default) and optional size overrides."""
     caps = state.limits()
-    names = allowed_presets(caps)
+    names = caps.allowed_presets()
     preset = st.selectbox("Model preset", names, index=names.index("tiny"), key="pt_preset",
                           format_func=lambda n: f"{n} — {PRESETS[n]['about']}")
     base = PRESETS[preset]["config"]

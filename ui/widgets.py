@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from core.errors import LabError
-from ui.nav import next_page, page_info
+from core.journey import next_page, page_info
 
 log = logging.getLogger("llm_scratch_lab")
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui.nav import GUIDE, PAGES
+from core.journey import GUIDE, PAGES
 
 st.title("Start here")
 st.markdown(

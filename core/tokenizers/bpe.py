@@ -167,6 +167,60 @@ def _check_vocab_size(vocab_size: Any, minimum: int) -> int:
                      fix=f"it needs at least {minimum} ids (256 bytes + special tokens); try 512")
 
 
+def _distinct_words(text: str, endoftext: bool) -> tuple[list[list[int]], list[int]]:
+    """Each distinct regex chunk once (as bytes) with its frequency: "the" may occur 1,000 times but is one word."""
+    docs = text.split(ENDOFTEXT) if endoftext else [text]
+    freq = Counter(chunk for doc in docs for chunk in _CHUNKS.findall(doc))
+    return [list(chunk.encode("utf-8")) for chunk in freq], list(freq.values())
+
+
+def _pair_index(words: list[list[int]], weights: list[int]) -> tuple[dict, dict, list]:
+    """Pair → occurrences in the whole text, pair → indices of the words that contain it, and a heap of pairs.
+
+    The heap is a max-heap through negated counts; ordering by (−count, pair) breaks ties towards the smallest
+    pair. Entries go stale when a count changes; a stale entry is skipped when it reaches the top.
+    """
+    counts: dict[Pair, int] = defaultdict(int)
+    where: dict[Pair, set[int]] = defaultdict(set)
+    for w, (ids, f) in enumerate(zip(words, weights)):
+        for pair in zip(ids, ids[1:]):
+            counts[pair] += f
+            where[pair].add(w)
+    heap = [(-c, pair) for pair, c in counts.items()]
+    heapq.heapify(heap)
+    return counts, where, heap
+
+
+def _merge_everywhere(pair: Pair, new_id: int, words: list[list[int]], weights: list[int],
+                      where: dict[Pair, set[int]]) -> dict[Pair, int]:
+    """Merge ``pair`` in every word that holds it (in place); return how each pair's count changes."""
+    delta: dict[Pair, int] = defaultdict(int)
+    for w in where.pop(pair):
+        old = words[w]
+        new = merge_pair(old, pair, new_id)
+        if len(new) == len(old):
+            continue  # a stale index: this word no longer holds the pair
+        f = weights[w]
+        for p in zip(old, old[1:]):
+            delta[p] -= f
+        for p in zip(new, new[1:]):
+            delta[p] += f
+            where[p].add(w)
+        words[w] = new
+    return delta
+
+
+def _apply_counts(delta: dict[Pair, int], counts: dict[Pair, int], heap: list[tuple[int, Pair]]) -> None:
+    """Add ``delta`` to ``counts``; push the changed counts onto the heap, forget pairs that no longer occur."""
+    for p, d in delta.items():
+        if d:
+            counts[p] += d
+            if counts[p] > 0:
+                heapq.heappush(heap, (-counts[p], p))
+            else:
+                del counts[p]
+
+
 def train_bpe(
     text: str,
     vocab_size: int,
@@ -199,28 +253,11 @@ def train_bpe(
     specials = (ENDOFTEXT,) if endoftext else ()
     size = _check_vocab_size(vocab_size, 256 + len(specials))
     n_merges = size - 256 - len(specials)
-    start = time.perf_counter()
-
-    # Each distinct chunk once, with its frequency: "the" may occur 1,000 times but is counted as one word.
-    docs = text.split(ENDOFTEXT) if endoftext else [text]
-    freq = Counter(chunk for doc in docs for chunk in _CHUNKS.findall(doc))
-    words = [list(chunk.encode("utf-8")) for chunk in freq]
-    weights = list(freq.values())
-
-    counts: dict[Pair, int] = defaultdict(int)  # pair → occurrences in the whole text
-    where: dict[Pair, set[int]] = defaultdict(set)  # pair → indices of the words that contain it
-    for w, (ids, f) in enumerate(zip(words, weights)):
-        for pair in zip(ids, ids[1:]):
-            counts[pair] += f
-            where[pair].add(w)
-    # A max-heap through negated counts; ordering by (−count, pair) breaks ties towards the smallest pair.
-    # Entries go stale when a count changes; a stale entry is skipped when it reaches the top.
-    heap = [(-c, pair) for pair, c in counts.items()]
-    heapq.heapify(heap)
-
+    start, every = time.perf_counter(), max(1, n_merges // 100)
+    words, weights = _distinct_words(text, endoftext)
+    counts, where, heap = _pair_index(words, weights)
     merges: list[tuple[Pair, int]] = []
     merge_counts: list[int] = []
-    every = max(1, n_merges // 100)
     while len(merges) < n_merges:
         while heap and counts.get(heap[0][1], 0) != -heap[0][0]:
             heapq.heappop(heap)
@@ -230,27 +267,7 @@ def train_bpe(
         new_id = 256 + len(merges)
         merges.append((pair, new_id))
         merge_counts.append(-neg)
-
-        delta: dict[Pair, int] = defaultdict(int)
-        for w in where.pop(pair):
-            old = words[w]
-            new = merge_pair(old, pair, new_id)
-            if len(new) == len(old):
-                continue  # a stale index: this word no longer holds the pair
-            f = weights[w]
-            for p in zip(old, old[1:]):
-                delta[p] -= f
-            for p in zip(new, new[1:]):
-                delta[p] += f
-                where[p].add(w)
-            words[w] = new
-        for p, d in delta.items():
-            if d:
-                counts[p] += d
-                if counts[p] > 0:
-                    heapq.heappush(heap, (-counts[p], p))
-                else:
-                    del counts[p]
+        _apply_counts(_merge_everywhere(pair, new_id, words, weights, where), counts, heap)
         counts.pop(pair, None)
         if progress is not None and len(merges) % every == 0:
             progress(len(merges), n_merges)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from core.journey import PAGES
 from tests.e2e.conftest import ARTIFACTS, screenshot, wait_for_app
-from ui.nav import PAGES
 
 EXISTING = list(PAGES)
 TIMINGS: dict[str, float] = {}

@@ -147,9 +147,9 @@ def _text(page, text: str | re.Pattern, timeout_ms: float = 30_000):
 def walk_journey(page, url: str, shot: Shot) -> dict[str, Any]:
     """Walk every page in the guided path's order; returns what was made on the way (run ids)."""
     from core.config import GPTConfig
+    from core.journey import PAGES
     from core.stats import total_parameters
     from core.tokenizers import get_tokenizer
-    from ui.nav import PAGES
 
     assert tuple(p.title for p in PAGES) == TITLES, "the pages changed: update the journey (and TITLES) to match"
     made: dict[str, Any] = {}

@@ -1,4 +1,5 @@
-"""The app's map: every page, its section, its place in the book's pipeline, and the page after it.
+"""The app's map: every page, its section, its place in the book's pipeline, and the page after it (no Streamlit here:
+the router, the pages, the benchmarks and the tests all read the journey from this one list).
 
 ``app.py`` builds the navigation from this list and every page ends with a link to ``next_page``, so the order of
 the journey is defined once, here.
