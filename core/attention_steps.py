@@ -33,7 +33,7 @@ from core.attention import (
     self_attention_qkv,
     simplified_self_attention,
 )
-from core.errors import LabError
+from core.errors import LabError, check_int
 
 MAX_TEACHING_WORDS = 10  # a 10 × 10 heatmap with values in every cell is still readable
 MAX_ATTENTION_TOKENS = 48  # more labels than this on an axis become unreadable
@@ -80,8 +80,7 @@ def sentence_inputs(
     if not isinstance(text, str):
         raise LabError(f"The sentence must be text, got {type(text).__name__}.")
     for name, value, hi in (("d_in", d_in, 64), ("max_words", max_words, 1000)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
-            raise LabError(f"{name} must be a whole number from 1 to {hi}, got {value!r}.")
+        check_int(value, name, low=1, high=hi)
     scan = text[:MAX_SCAN_CHARS]  # a 1 MB paste costs no more than a short sentence
     words_all = re.findall(r"\w+|[^\w\s]", scan)
     if not words_all:
@@ -127,8 +126,7 @@ def teaching_steps(
     if not isinstance(x, torch.Tensor) or x.ndim != 2:
         raise LabError("x must be a (tokens, d_in) matrix of embeddings; use sentence_inputs(...).x.")
     for name, value, hi in (("d_out", d_out, 64), ("n_heads", n_heads, 16)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
-            raise LabError(f"{name} must be a whole number from 1 to {hi}, got {value!r}; try 2.")
+        check_int(value, name, low=1, high=hi, fix="try 2")
     d_in = x.shape[1]
     W_q, W_k, W_v = random_projections(d_in, d_out, seed)  # (d_in, D) each
     with torch.no_grad():

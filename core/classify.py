@@ -36,7 +36,7 @@ from core.classify_data import (  # noqa: F401  (the data half, importable from 
     encode_text,
     make_loader,
 )
-from core.errors import LabError
+from core.errors import LabError, check_choice, check_int
 from core.finetune_loop import LoopProgress, batches_in_eval_mode, finite_loss, run_epochs  # noqa: F401
 from core.lora import apply_lora
 
@@ -66,10 +66,8 @@ def prepare_classifier(
     In ``"lora"`` mode the fresh head trains fully (K·(C+1) numbers). The book's appendix E instead wraps the
     head with LoRA too; :func:`core.lora.apply_lora` with ``targets="all-linear"`` reproduces that count.
     """
-    if mode not in MODES:
-        raise LabError(f"Unknown fine-tuning mode {mode!r}; choose one of: {', '.join(MODES)}.")
-    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
-        raise LabError(f"A classifier needs at least 2 classes, got n_classes={n_classes!r}.")
+    check_choice(mode, "fine-tuning mode", MODES)
+    check_int(n_classes, "n_classes", low=2, fix="a classifier needs at least 2 classes")
     emb_dim = model.final_norm.scale.shape[0]
     w = model.tok_emb.weight
     model.out_head = _seeded_linear(emb_dim, n_classes, seed).to(device=w.device, dtype=w.dtype)
@@ -132,8 +130,7 @@ def classify_logits(
             token sees only itself), or ``"last-real"`` (the last non-padding token, which has seen exactly
             the message).
     """
-    if position not in POSITIONS:
-        raise LabError(f"Unknown token position {position!r}; choose one of: {', '.join(POSITIONS)}.")
+    check_choice(position, "token position", POSITIONS)
     hidden = model(input_ids, return_hidden=True)  # (B, T, C)
     b, t, _ = hidden.shape
     if position == "last":

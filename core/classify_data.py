@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from core.errors import LabError
+from core.errors import LabError, check_choice, check_int
 
 PAD_TOKEN_ID = 50256  # GPT-2's <|endoftext|>, which the book uses as padding
 Padding = Literal["longest-in-dataset", "per-batch"]
@@ -65,8 +65,7 @@ class ClassificationDataset(Dataset):
         padding: Padding = "longest-in-dataset",
         labels: Sequence[str] | None = None,
     ) -> None:
-        if padding not in ("longest-in-dataset", "per-batch"):
-            raise LabError(f"Unknown padding {padding!r}; choose 'longest-in-dataset' or 'per-batch'.")
+        check_choice(padding, "padding", ("longest-in-dataset", "per-batch"))
         self.texts = _check_texts(data)
         self.label_names, self.labels = _map_labels(data["label"].tolist(), labels)
         self.tokenizer, self.pad_token_id, self.padding = tokenizer, pad_token_id, padding
@@ -78,8 +77,8 @@ class ClassificationDataset(Dataset):
         longest = max(len(ids) for ids in encoded)
         if max_length is None:
             max_length = longest
-        elif isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0:
-            raise LabError(f"max_length must be a positive whole number, got {max_length!r}.")
+        else:
+            max_length = check_int(max_length, "max_length", low=1)
         if max_length > context_length:
             self.notes.append(
                 f"max_length {max_length} is more than the model's context length {context_length}; "

@@ -25,7 +25,7 @@ from core.classify import (
     trainable_summary,
 )
 from core.datasets import balance, split
-from core.errors import LabError
+from core.errors import LabError, check_choice
 from core.finetune_job import FinetuneResult, check_finetune_settings, check_planned_steps, release_old_models
 from core.jobs import Job, JobRegistry, registry
 from core.model import GPTModel
@@ -105,8 +105,8 @@ def start_classify_job(model: GPTModel, tokenizer: Any, df: pd.DataFrame, settin
     """
     s = settings
     check_finetune_settings(s.epochs, s.max_steps, s.lr, s.batch_size)
-    if s.mode not in MODES or s.position not in POSITIONS:
-        raise LabError(f"Unknown mode {s.mode!r} or token position {s.position!r}.")
+    check_choice(s.mode, "fine-tuning mode", MODES)
+    check_choice(s.position, "token position", POSITIONS)
     jobs = jobs or registry()
     run_id = run_id or default_run_id("classify")
     jobs.check_can_start(run_id)

@@ -7,13 +7,12 @@ active model is never changed; :mod:`core.classify_job` and :mod:`core.instruct_
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
-from core.errors import LabError
+from core.errors import check_int, check_number
 from core.jobs import JobRegistry, registry
 from core.limits import current_limits
 
@@ -49,14 +48,11 @@ def job_state(run_id: str | None, kind: str | None = None,
 
 
 def check_finetune_settings(epochs: int, max_steps: int | None, lr: float, batch_size: int) -> None:
-    if not isinstance(epochs, int) or epochs < 1:
-        raise LabError(f"epochs must be at least 1, got {epochs!r}.")
-    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
-        raise LabError(f"max steps must be at least 1 (or empty for whole epochs), got {max_steps!r}.")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 < lr <= 1):
-        raise LabError(f"The learning rate must be between 0 and 1, got {lr!r}; the book uses 5e-5.")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise LabError(f"The batch size must be at least 1, got {batch_size!r}.")
+    check_int(epochs, "epochs", low=1)
+    if max_steps is not None:
+        check_int(max_steps, "max_steps", low=1, fix="or leave it empty for whole epochs")
+    check_number(lr, "The learning rate", low=0, high=1, low_open=True, fix="the book uses 5e-5")
+    check_int(batch_size, "The batch size", low=1)
     current_limits().check_batch(batch_size)
 
 

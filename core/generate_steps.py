@@ -192,8 +192,7 @@ def playground_generate(
     """
     if not isinstance(prompt, str) or not prompt.strip():
         raise LabError("The prompt is empty; type a few words for the model to continue.")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise LabError(f"max_new_tokens must be a positive whole number, got {max_new_tokens!r}.")
+    check_int(max_new_tokens, "max_new_tokens", low=1)
     cut = len(prompt) > MAX_SCAN_CHARS
     ids = tokenizer.encode(prompt[-MAX_SCAN_CHARS:], disallowed_special=())
     room = model.cfg.context_length - 1  # leave room for at least one new token in the window

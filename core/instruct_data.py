@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from core.classify_data import encode_text
-from core.errors import LabError
+from core.errors import LabError, check_int
 
 PAD_TOKEN_ID = 50256  # <|endoftext|>: marks the end of a response and pads the batch
 IGNORE_INDEX = -100  # F.cross_entropy skips targets with this value
@@ -86,9 +86,8 @@ class InstructionDataset(Dataset):
     ) -> None:
         if not isinstance(data, Sequence) or isinstance(data, str) or not data:
             raise LabError("Instruction data must be a non-empty list of instruction/input/output records.")
-        if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)
-                                       or max_length < 2):
-            raise LabError(f"max_length must be a whole number of at least 2, got {max_length!r}.")
+        if max_length is not None:
+            max_length = check_int(max_length, "max_length", low=2)
         self.data, self.tokenizer, self.max_length = list(data), tokenizer, max_length
         self.encoded_texts: list[list[int]] = []
         self.prompt_lengths: list[int] = []

@@ -13,7 +13,7 @@ import pandas as pd
 from torch import nn
 
 from core.datasets import split_instructions
-from core.errors import LabError
+from core.errors import LabError, check_int
 from core.finetune_job import FinetuneResult, check_finetune_settings, check_planned_steps, release_old_models
 from core.instruct import (
     InstructionDataset,
@@ -26,8 +26,11 @@ from core.instruct import (
     train_instruct,
 )
 from core.jobs import Job, JobRegistry, registry
+from core.limits import current_limits
 from core.model import GPTModel
 from core.runs import default_run_id
+
+MAX_NEW_TOKENS = 1024  # per answer, outside the demo (which has its own, lower cap)
 
 
 @dataclass(frozen=True)
@@ -96,8 +99,10 @@ def start_instruct_job(model: GPTModel, tokenizer: Any, records: Sequence[Mappin
     """
     s = settings
     check_finetune_settings(s.epochs, s.max_steps, s.lr, s.batch_size)
-    if not isinstance(s.n_eval, int) or s.n_eval < 1:
-        raise LabError(f"Score at least 1 test example, got {s.n_eval!r}.")
+    check_int(s.n_eval, "The number of test examples to answer", low=1)
+    caps = current_limits()
+    check_int(s.max_new_tokens, "max_new_tokens", low=1, high=caps.max_new_tokens or MAX_NEW_TOKENS,
+              fix="answers in the book's data are well under 256 tokens")
     jobs = jobs or registry()
     run_id = run_id or default_run_id("instruct")
     jobs.check_can_start(run_id)

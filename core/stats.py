@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from core.config import GPTConfig
-from core.errors import LabError
+from core.errors import LabError, check_int
 
 BYTES_PER_PARAM = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
 
@@ -212,8 +212,7 @@ def architecture_report(cfg: GPTConfig, n_tokens: int = 4, batch_size: int = 1) 
     if not isinstance(cfg, GPTConfig):
         raise LabError(f"architecture_report needs a GPTConfig, got {type(cfg).__name__}.")
     for name, value in (("n_tokens", n_tokens), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise LabError(f"{name} must be a positive whole number, got {value!r}.")
+        check_int(value, name, low=1)
     if n_tokens > cfg.context_length:
         raise LabError(
             f"The traced input has {n_tokens} tokens but the context length is {cfg.context_length}; "

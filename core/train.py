@@ -54,7 +54,6 @@ from core.train_config import (  # noqa: F401 - re-exported: the public API is c
     TrainResult,
     TrainSettings,
     _cuda_index,
-    _whole,
     lr_at,
 )
 from core.train_data import (  # noqa: F401 - re-exported: the public API is core.train

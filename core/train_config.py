@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import LabError, shown
+from core.errors import LabError, check_int, shown
 
 PRECISIONS = ("fp32", "bf16-autocast")
 
@@ -72,16 +72,9 @@ class TrainSettings:
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        _whole(self.max_steps, "max_steps", 1, "it is how many optimizer steps to take")
-        _whole(self.batch_size, "batch_size", 1, "it is how many windows go into one step")
-        _whole(self.warmup_steps, "warmup_steps", 0, "use 0 for no warmup")
-        _whole(self.eval_every, "eval_every", 1, "use 1 to evaluate after every step")
-        _whole(self.sample_tokens, "sample_tokens", 0, "use 0 for no sample text")
-        _whole(self.seed, "seed", 0, "any whole number such as 123 works")
-        for name, low in (("context_length", 1), ("stride", 1), ("eval_batches", 1), ("sample_every", 0),
-                          ("checkpoint_every", 0)):
-            if getattr(self, name) is not None:
-                _whole(getattr(self, name), name, low, "or leave it unset for the default")
+        for name, low, fix in _WHOLE_SETTINGS:
+            if getattr(self, name) is not None or name in _REQUIRED:
+                check_int(getattr(self, name), name, low=low, fix=fix)
         if not _real(self.lr) or not 0 < self.lr < math.inf:
             raise LabError(f"lr must be a positive number, got {shown(self.lr)}; the book uses 4e-4.")
         if not _real(self.weight_decay) or not 0 <= self.weight_decay < math.inf:
@@ -119,10 +112,18 @@ class TrainSettings:
         return cls(**data)
 
 
-def _whole(value: Any, name: str, low: int, hint: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise LabError(f"{name} must be a whole number of at least {low}, got {shown(value)}; {hint}.")
-    return int(value)
+_UNSET = "or leave it unset for the default"
+_WHOLE_SETTINGS = (  # (name, lowest value, what to do), checked by TrainSettings
+    ("max_steps", 1, "it is how many optimizer steps to take"),
+    ("batch_size", 1, "it is how many windows go into one step"),
+    ("warmup_steps", 0, "use 0 for no warmup"),
+    ("eval_every", 1, "use 1 to evaluate after every step"),
+    ("sample_tokens", 0, "use 0 for no sample text"),
+    ("seed", 0, "any whole number such as 123 works"),
+    ("context_length", 1, _UNSET), ("stride", 1, _UNSET), ("eval_batches", 1, _UNSET), ("sample_every", 0, _UNSET),
+    ("checkpoint_every", 0, _UNSET),
+)
+_REQUIRED = {"max_steps", "batch_size", "warmup_steps", "eval_every", "sample_tokens", "seed"}
 
 
 def _real(value: Any) -> bool:

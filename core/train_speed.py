@@ -13,8 +13,9 @@ import torch
 
 from core.config import GPTConfig
 from core.distributed import _autocast_dtype, _resolve_device
+from core.errors import check_int
 from core.model import GPTModel
-from core.train_config import TrainSettings, _whole
+from core.train_config import TrainSettings
 from core.train_data import calc_loss_batch
 from core.train_step import train_step
 
@@ -74,7 +75,7 @@ def probe_speed(model_cfg: GPTConfig, settings: TrainSettings, steps: int = 3) -
         >>> probe_speed(GPTConfig.preset("tiny"), TrainSettings(batch_size=4), steps=2) > 0  # doctest: +SKIP
         True
     """
-    steps = _whole(steps, "steps", 1, "measure at least one step")
+    steps = check_int(steps, "steps", low=1, fix="measure at least one step")
     device = _resolve_device(settings.device)
     amp, _ = _autocast_dtype(settings.precision, device)
     ctx = min(settings.context_length or model_cfg.context_length, model_cfg.context_length)

@@ -102,7 +102,7 @@ def test_resume_continues_a_cli_run(workspace, capsys):
     "argv, expected",
     [
         (["pretrain", "--steps", "x"], "invalid int value: 'x'"),
-        (["pretrain", "--corpus", "c.txt", "--steps", "0"], "max_steps must be a whole number of at least 1"),
+        (["pretrain", "--corpus", "c.txt", "--steps", "0"], "max_steps must be a positive whole number, got 0"),
         (["pretrain", "--steps", "3"], "pretrain needs a corpus"),
         (["pretrain", "--corpus", "/no/such/file.txt"], "no corpus file at /no/such/file.txt"),
         (["pretrain", "--corpus", "c.txt", "--preset", "huge"], "Unknown preset 'huge'"),

@@ -163,6 +163,19 @@ def test_instruct_job_before_after(tiny, tok):
     _assert_unchanged(tiny, before)
 
 
+def test_instruct_job_refuses_unbounded_answers_and_bad_counts(tiny, tok, monkeypatch):
+    data = load_instructions("builtin-instructions")
+    for bad, match in ((dict(max_new_tokens=100_000), "max_new_tokens must be at most 1,024, got 100000"),
+                       (dict(max_new_tokens=True), "max_new_tokens must be a whole number"),
+                       (dict(n_eval=0), "test examples to answer must be a positive whole number"),
+                       (dict(epochs=1.5), "epochs must be a whole number")):
+        with pytest.raises(LabError, match=match):
+            start_instruct_job(tiny, tok, data, InstructSettings(**bad), jobs=JobRegistry())
+    monkeypatch.setenv("LLMLAB_DEMO", "1")  # the hosted demo's own, lower cap
+    with pytest.raises(LabError, match="at most 200"):
+        start_instruct_job(tiny, tok, data, InstructSettings(max_new_tokens=201), jobs=JobRegistry())
+
+
 def test_instruction_splits_and_xray(tok):
     recs = [{"instruction": f"Say {i}.", "input": "", "output": str(i)} for i in range(5)]
     train, val, test, notes = instruction_splits(recs)

@@ -12,7 +12,7 @@ from core.jobs import ACTIVE
 from ui.cache import active_model, active_tokenizer
 from ui.figures_finetune import instruct_curves, loss_mask_html
 from ui.job_panel import JobPanel, job_status, live, start_job, stop_button
-from ui.state import active_model_spec, describe_spec
+from ui.state import active_model_spec, describe_spec, limits
 from ui.widgets import download_with_progress, guard, next_page_link, page_header, show_code, uploader
 
 PATH = "views/instruct.py"
@@ -87,7 +87,8 @@ batch = int(c[3].number_input("Batch size", 1, 32, 8, key="ins_batch"))
 c = st.columns(4)
 max_len = int(c[0].number_input(f"Max length (≤ {context})", 2, context, context, key="ins_max_len"))
 n_eval = int(c[1].number_input("Test examples to answer", 1, 50, 40 if scratch else 10, key="ins_n_eval"))
-max_new = int(c[2].number_input("Max new tokens per answer", 1, 256, 32, key="ins_max_new"))
+max_new = int(c[2].number_input("Max new tokens per answer", 1, limits().cap("max_new_tokens", 256), 32,
+                                key="ins_max_new"))
 mask = bool(st.session_state.get("ins_mask", scratch))
 c[3].caption(f"Prompt masking: **{'on' if mask else 'off'}** (the toggle above the X-ray).")
 settings = ft.InstructSettings(source, epochs, max_steps or None, lr, batch, max_len, mask, n_eval, max_new,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import LabError, shown
+from core.errors import LabError, check_choice, shown
 from core.tokenizers.base import Tokenizer, TokenSpan, display_bytes, display_text, need_text
 from core.tokenizers.bpe import MAX_VOCAB_SIZE, BPETokenizer, merge_pair, train_bpe
 from core.tokenizers.gpt2 import GPT2_PATTERN, GPT2Tokenizer, gpt2_ranks_path, load_gpt2_encoding
@@ -86,10 +86,7 @@ def describe_tokenizer(name: str) -> str:
 
 
 def _check_name(name: Any) -> str:
-    key = name.strip().lower() if isinstance(name, str) else name
-    if not isinstance(key, str) or key not in REGISTRY:
-        raise LabError(f"Unknown tokenizer {shown(name)}; choose one of {', '.join(TOKENIZER_NAMES)}.")
-    return key
+    return check_choice(name, "tokenizer", REGISTRY, fold=True)
 
 
 @functools.lru_cache(maxsize=1)
