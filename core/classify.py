@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
@@ -37,7 +37,7 @@ from core.classify_data import (  # noqa: F401  (the data half, importable from 
     make_loader,
 )
 from core.errors import LabError, check_choice, check_int
-from core.finetune_loop import LoopProgress, batches_in_eval_mode, finite_loss, run_epochs  # noqa: F401
+from core.finetune_loop import LoopProgress, LoopResult, batches_in_eval_mode, finite_loss, run_epochs  # noqa: F401
 from core.lora import apply_lora
 
 Mode = Literal["last-block", "all", "lora", "head-only"]
@@ -188,14 +188,10 @@ def calc_loss_loader(
 
 # -------------------------------------------------------------------------------------------------- training
 @dataclass
-class ClassifierResult:
-    """What :func:`train_classifier` returns. ``records`` are plain dicts ready for a DataFrame."""
+class ClassifierResult(LoopResult):
+    """What :func:`train_classifier` returns: records, steps, stopped, elapsed_s and the examples seen."""
 
-    records: list[dict[str, Any]] = field(default_factory=list)
-    steps: int = 0
     examples_seen: int = 0
-    stopped: bool = False
-    elapsed_s: float = 0.0
 
     @property
     def final(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import LabError, check_choice, check_int, check_number, shown
+from core.errors import LabError, check_choice, check_int, check_known_keys, check_number
 
 GPT2_VOCAB_SIZE = 50257
 
@@ -118,12 +118,7 @@ class GPTConfig:
 
 
 def _check_keys(data: dict[str, Any]) -> None:
-    known = {f.name for f in dataclasses.fields(GPTConfig)}
-    unknown = sorted(map(str, set(data) - known))
-    if unknown:
-        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
-        names = ", ".join(shown(k, limit=30).strip("'\"") for k in unknown[:3]) + more
-        raise LabError(f"Unknown configuration field(s) {names}; known fields: {', '.join(sorted(known))}.")
+    check_known_keys(data, (f.name for f in dataclasses.fields(GPTConfig)), "configuration field")
 
 
 def _divisor_hint(emb_dim: int, n_heads: int) -> int:

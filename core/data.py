@@ -249,16 +249,8 @@ def create_dataloader(
 
 
 def create_dataloader_v1(
-    txt: TextOrIds,
-    batch_size: int = 4,
-    max_length: int = 256,
-    stride: int = 128,
-    shuffle: bool = True,
-    drop_last: bool = True,
-    num_workers: int = 0,
-    *,
-    tokenizer: Any = None,
-    seed: int | None = None,
+    txt: TextOrIds, batch_size: int = 4, max_length: int = 256, stride: int = 128, shuffle: bool = True,
+    drop_last: bool = True, num_workers: int = 0, *, tokenizer: Any = None, seed: int | None = None,
 ) -> DataLoader:
     """The book's name and argument order for :func:`create_dataloader` (GPT-2 tokenizer unless given)."""
     return create_dataloader(

@@ -235,3 +235,19 @@ def parse_json_safely(text: str | bytes, what: str, fix: str = "fix the file or 
     if problem is not None:
         raise LabError(f"{what} is not readable JSON ({problem}); {fix}.")
     return value
+
+
+def check_known_keys(data: Any, known: Iterable[str], what: str) -> None:
+    """Raise one :class:`LabError` naming (at most three of) the keys of ``data`` that are not in ``known``.
+
+    Example:
+        >>> check_known_keys({"emb_dim": 8, "n_head": 2}, ("emb_dim", "n_heads"), "configuration field")
+        Traceback (most recent call last):
+        core.errors.LabError: Unknown configuration field(s) n_head; known: emb_dim, n_heads.
+    """
+    known = sorted(known)
+    unknown = sorted(map(str, set(data) - set(known)))
+    if unknown:
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        names = ", ".join(shown(k, limit=30).strip("'\"") for k in unknown[:3]) + more
+        raise LabError(f"Unknown {what}(s) {names}; known: {', '.join(known)}.")

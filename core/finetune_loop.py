@@ -83,6 +83,16 @@ class LoopProgress:
         return time.perf_counter() - self.start
 
 
+@dataclass
+class LoopResult:
+    """What a fine-tuning loop returns; ``records`` are plain dicts ready for a DataFrame."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    steps: int = 0
+    stopped: bool = False
+    elapsed_s: float = 0.0
+
+
 def _optimizer(model: nn.Module, lr: float, weight_decay: float, hint: str) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:

@@ -6,21 +6,22 @@ by setting those targets to ``-100``, the index ``F.cross_entropy`` ignores.
 
 Shape legend: B batch, T tokens (longest sequence in the batch), V vocabulary.
 
+The data half (template, dataset, collate) is :mod:`core.instruct_data`, the scores :mod:`core.instruct_score`;
+their names are importable from here too.
+
 Example:
-    >>> print(format_example({"instruction": "Say hi.", "input": "", "output": "Hi!"}))
-    Below is an instruction that describes a task. Write a response that appropriately completes the request.
-    <BLANKLINE>
-    ### Instruction:
-    Say hi.
-    <BLANKLINE>
-    ### Response:
-    Hi!
+    >>> from core.tokenizers import get_tokenizer
+    >>> tok = get_tokenizer("gpt2")
+    >>> ds = InstructionDataset([{"instruction": "Say hi.", "input": "", "output": "Hi!"}], tok)
+    >>> inputs, targets = custom_collate_fn([ds[0]], mask_prompt=True)
+    >>> tok.decode([t for t in targets[0].tolist() if t != IGNORE_INDEX])  # what the loss counts
+    '\\n\\n### Response:\\nHi!<|endoftext|>'
 """
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -29,7 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from core.classify_data import encode_text
-from core.finetune_loop import LoopProgress, batches_in_eval_mode, run_epochs
+from core.finetune_loop import LoopProgress, LoopResult, batches_in_eval_mode, run_epochs
 from core.instruct_data import (  # noqa: F401  (importable from here, where the book's chapter 7 names live)
     IGNORE_INDEX,
     PAD_TOKEN_ID,
@@ -86,14 +87,10 @@ def calc_loss_loader(data_loader: DataLoader, model: nn.Module, device=None, num
 
 
 @dataclass
-class InstructResult:
-    """What :func:`train_instruct` returns; ``records`` are plain dicts ready for a DataFrame."""
+class InstructResult(LoopResult):
+    """What :func:`train_instruct` returns: records, steps, stopped, elapsed_s and the tokens seen."""
 
-    records: list[dict[str, Any]] = field(default_factory=list)
-    steps: int = 0
     tokens_seen: int = 0
-    stopped: bool = False
-    elapsed_s: float = 0.0
 
 
 def train_instruct(

@@ -248,16 +248,8 @@ def registry() -> JobRegistry:
 
 
 def start_training_job(
-    model_cfg: Any,
-    settings: Any,
-    token_ids: Any,
-    runs_dir: str | Path = "runs",
-    run_id: str | None = None,
-    resume: bool = False,
-    tokenizer: Any = None,
-    corpus: dict[str, Any] | None = None,
-    label: str = "run",
-    jobs: JobRegistry | None = None,
+    model_cfg: Any, settings: Any, token_ids: Any, runs_dir: str | Path = "runs", run_id: str | None = None,
+    *, label: str = "run", jobs: JobRegistry | None = None, **trainer_options: Any,
 ) -> Job:
     """Build a trainer (exactly as ``python -m core pretrain`` does) and run it as a background job.
 
@@ -266,10 +258,10 @@ def start_training_job(
     makes the trainer write a checkpoint and end with status ``"stopped"``.
 
     Args:
-        model_cfg, settings, token_ids, tokenizer, corpus: see :class:`core.train.Trainer`.
+        model_cfg, settings, token_ids: see :class:`core.train.Trainer`.
         runs_dir: parent of the run folders. run_id: default time stamp + ``label``.
-        resume: continue the run ``run_id`` from its checkpoint.
         jobs: the registry (default: the process-wide one).
+        trainer_options: ``resume``, ``tokenizer``, ``corpus``, passed on to :func:`core.train.make_trainer`.
 
     Returns:
         The running :class:`Job`; ``job.result`` is the :class:`core.train.TrainResult` once done.
@@ -279,9 +271,7 @@ def start_training_job(
     jobs = jobs or registry()
     run_id = validate_run_id(run_id) if run_id is not None else default_run_id(label)
     jobs.check_can_start(run_id)  # before the trainer touches the run folder (resume recovers files)
-    trainer = make_trainer(
-        model_cfg, settings, token_ids, runs_dir, run_id, resume=resume, tokenizer=tokenizer, corpus=corpus
-    )
+    trainer = make_trainer(model_cfg, settings, token_ids, runs_dir, run_id, **trainer_options)
     total = settings.max_steps
 
     def target(job: Job) -> Any:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import LabError, check_int, shown
+from core.errors import LabError, check_int, check_known_keys, shown
 
 PRECISIONS = ("fp32", "bf16-autocast")
 
@@ -141,12 +141,7 @@ def _cuda_index(dev: str) -> bool:
 
 
 def _check_setting_keys(data: dict[str, Any]) -> None:
-    known = {f.name for f in dataclasses.fields(TrainSettings)}
-    unknown = sorted(map(str, set(data) - known))
-    if unknown:
-        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
-        names = ", ".join(shown(k, limit=30).strip("'\"") for k in unknown[:3]) + more
-        raise LabError(f"Unknown training setting(s) {names}; known: {', '.join(sorted(known))}.")
+    check_known_keys(data, (f.name for f in dataclasses.fields(TrainSettings)), "training setting")
 
 
 def lr_at(step: int, settings: TrainSettings) -> float:

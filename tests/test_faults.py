@@ -298,7 +298,7 @@ def damaged_runs(root: Path) -> dict[str, str]:
         "truncated-model": "not a valid safetensors file", "pickle-as-safetensors": "pickle",
         "garbage-run-json": "not readable JSON", "run-json-a-list": "does not hold a JSON object",
         "run-json-cut": "not readable JSON", "empty-folder": "There is no run.json",
-        "huge-step": "impossible metrics entry", "huge-max-steps": "impossible number of steps",
+        "huge-step": "impossible metrics entry", "huge-max-steps": "max_steps must be at most 9,223,372,036",
         "step-1e400": "impossible checkpoint step", "digits-5000": "more than 4,300 digits",
         "loss-1e400": "impossible train loss", "layers-1e6": "impossible model config",
         "metrics-not-a-list": "impossible list of metrics", "status-unknown": "impossible status",

@@ -18,7 +18,8 @@ from typing import Any
 import streamlit as st
 
 from core.errors import LabError
-from core.jobs import JobBusyError, registry
+from core.finetune_job import job_state
+from core.jobs import ACTIVE, JobBusyError, registry
 from ui import state
 
 log = logging.getLogger("llm_scratch_lab")
@@ -136,3 +137,39 @@ def _live_fragment(poll: Callable[[], tuple[bool, Any]], draw: Callable[[Any], N
     if not active:
         st.rerun()  # the whole page: draw the finished state and what follows it
     draw(view)
+
+
+def finetune_controls(
+    panel: JobPanel, start: Callable[[], Any], *, ready: bool, curves: Callable[[list], Any], idle: str,
+) -> tuple[dict[str, Any] | None, Any]:
+    """Start / Stop and the live curves of a fine-tuning page; returns the watched job's ``(snapshot, result)``.
+
+    Args:
+        start: starts the job (``core.classify_job.start_classify_job`` …) and returns it.
+        ready: whether Start is enabled (the data is loaded).
+        curves: builds the plotly figure of the job's records.
+        idle: the caption shown before any run.
+    """
+    run_id = panel.watched()
+    snap, result = job_state(run_id, panel.kind)
+    running = snap is not None and snap["status"] in ACTIVE
+    b = st.columns([1, 1, 5])
+    if b[0].button("Start", type="primary", icon=":material/play_arrow:", disabled=running or not ready,
+                   key=f"{panel.key}_start"):
+        start_job(panel, start)
+    stop_button(panel, run_id, running, b[1])
+
+    def poll() -> tuple[bool, dict[str, Any] | None]:
+        snap, _ = job_state(run_id, panel.kind)
+        return snap is not None and snap["status"] in ACTIVE, snap
+
+    def draw(snap: dict[str, Any] | None) -> None:
+        if snap is None:
+            st.caption(idle)
+            return
+        job_status(snap)
+        if snap["records"]:
+            st.plotly_chart(curves(snap["records"]), width="stretch", key=f"{panel.key}_curves")
+
+    live(poll, draw)
+    return snap, result

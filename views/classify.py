@@ -8,11 +8,9 @@ import streamlit as st
 from core import classify_job as ft
 from core.classify import MODES, POSITIONS, evaluate, predict, prepare_classifier, train_classifier
 from core.datasets import DATASETS, download, is_available, label_mapping, load_classification, parse_table_upload
-from core.finetune_job import job_state
-from core.jobs import ACTIVE
 from ui.cache import active_model, active_tokenizer
 from ui.figures_finetune import classify_curves, confusion_figure
-from ui.job_panel import JobPanel, job_status, live, start_job, stop_button
+from ui.job_panel import JobPanel, finetune_controls
 from ui.state import active_model_spec, describe_spec
 from ui.widgets import download_with_progress, guard, next_page_link, page_header, show_code, uploader
 
@@ -87,31 +85,11 @@ max_len = int(c[2].number_input(f"Max length (0 = longest, ≤ {context})", 0, c
 balance = c[3].toggle("Balance the classes (the book)", True, key="cls_balance")
 settings = ft.ClassifySettings(source, mode, position, epochs, max_steps or None, lr, batch, max_len or None, balance)
 
-run_id = PANEL.watched()
-snap, result = job_state(run_id, "classify")
-running = snap is not None and snap["status"] in ACTIVE
-b = st.columns([1, 1, 5])
-if b[0].button("Start", type="primary", icon=":material/play_arrow:", disabled=running or df is None,
-               key="cls_start"):
-    start_job(PANEL, lambda: ft.start_classify_job(active_model(), active_tokenizer(), df, settings))
-stop_button(PANEL, run_id, running, b[1])
-
-
-def poll() -> tuple[bool, dict | None]:
-    snap, _ = job_state(run_id, "classify")
-    return snap is not None and snap["status"] in ACTIVE, snap
-
-
-def draw(snap: dict | None) -> None:
-    if snap is None:
-        st.caption("Press **Start** to fine-tune; curves appear here while it trains.")
-        return
-    job_status(snap)
-    if snap["records"]:
-        st.plotly_chart(classify_curves(snap["records"]), width="stretch", key="cls_curves")
-
-
-live(poll, draw)
+snap, result = finetune_controls(
+    PANEL, lambda: ft.start_classify_job(active_model(), active_tokenizer(), df, settings),
+    ready=df is not None, curves=classify_curves,
+    idle="Press **Start** to fine-tune; curves appear here while it trains.",
+)
 if result is not None and snap["status"] in ("finished", "stopped") and result.details:
     d, ev = result.details, result.details["evaluation"]
     st.subheader("Test set")

@@ -6,12 +6,10 @@ import streamlit as st
 
 from core import instruct_job as ft
 from core.datasets import DATASETS, download, is_available, load_instructions, parse_instruction_upload
-from core.finetune_job import job_state
 from core.instruct import custom_collate_fn, format_example, generate_responses, score_responses, train_instruct
-from core.jobs import ACTIVE
 from ui.cache import active_model, active_tokenizer
 from ui.figures_finetune import instruct_curves, loss_mask_html
-from ui.job_panel import JobPanel, job_status, live, start_job, stop_button
+from ui.job_panel import JobPanel, finetune_controls
 from ui.state import active_model_spec, describe_spec, limits
 from ui.widgets import download_with_progress, guard, next_page_link, page_header, show_code, uploader
 
@@ -94,32 +92,12 @@ c[3].caption(f"Prompt masking: **{'on' if mask else 'off'}** (the toggle above t
 settings = ft.InstructSettings(source, epochs, max_steps or None, lr, batch, max_len, mask, n_eval, max_new,
                                eval_every=max(5, (max_steps or 100) // 20))
 
-run_id = PANEL.watched()
-snap, result = job_state(run_id, "instruct")
-running = snap is not None and snap["status"] in ACTIVE
-b = st.columns([1, 1, 5])
-if b[0].button("Start", type="primary", icon=":material/play_arrow:", disabled=running or records is None,
-               key="ins_start"):
-    start_job(PANEL, lambda: ft.start_instruct_job(active_model(), active_tokenizer(), records, settings))
-stop_button(PANEL, run_id, running, b[1])
-
-
-def poll() -> tuple[bool, dict | None]:
-    snap, _ = job_state(run_id, "instruct")
-    return snap is not None and snap["status"] in ACTIVE, snap
-
-
-def draw(snap: dict | None) -> None:
-    if snap is None:
-        st.caption(f"Press **Start**: the model first answers {n_eval} test prompts, then fine-tunes (curves appear "
-                   "here), then answers them again.")
-        return
-    job_status(snap)
-    if snap["records"]:
-        st.plotly_chart(instruct_curves(snap["records"]), width="stretch", key="ins_curves")
-
-
-live(poll, draw)
+snap, result = finetune_controls(
+    PANEL, lambda: ft.start_instruct_job(active_model(), active_tokenizer(), records, settings),
+    ready=records is not None, curves=instruct_curves,
+    idle=f"Press **Start**: the model first answers {n_eval} test prompts, then fine-tunes (curves appear "
+         "here), then answers them again.",
+)
 if result is not None and snap["status"] in ("finished", "stopped") and result.details:
     d = result.details
     sb, sa = d["score_before"], d["score_after"]
