@@ -6,10 +6,12 @@ import inspect
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import streamlit as st
 
+from core.datasets import download, get_info, is_available, list_datasets
 from core.errors import LabError
 from core.journey import next_page, page_info
 
@@ -137,3 +139,25 @@ def download_with_progress(label: str, fetch: Callable[[Callable[[int, int | Non
         finally:
             slot.empty()
     return result
+
+
+def dataset_source(kind: str, key: str, upload_label: str) -> tuple[str, Any]:
+    """Pick a dataset of ``kind`` from :data:`core.datasets.DATASETS` or ``"upload"``; load the chosen one.
+
+    A registry dataset is described (description, size, licence) and loaded with its own loader, or offered
+    for download when it is not on this machine. Returns ``(source, data)``: ``data`` is None for ``"upload"``
+    (the page draws its own uploader) and while a dataset is not downloaded.
+    """
+    names = {info.name: info.title for info in list_datasets(kind)} | {"upload": upload_label}
+    source = st.radio("Dataset", list(names), format_func=names.get, horizontal=True, key=f"{key}_source")
+    if source == "upload":
+        return source, None
+    info = get_info(source)
+    st.caption(f"{info.description} {info.size}. Licence: {info.licence}")
+    if is_available(source):
+        with guard("loading the data"):
+            return source, info.load()
+    elif download_with_progress(f"Download {info.title}", partial(download, source), key=f"{key}_download",
+                                what=info.title) is not None:
+        st.rerun()
+    return source, None

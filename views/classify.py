@@ -1,18 +1,16 @@
 """Classification fine-tuning (chapter 6): spam or ham, live curves, test accuracy, a confusion matrix, ablations."""
 
-from functools import partial
-
 import pandas as pd
 import streamlit as st
 
 from core import classify_job as ft
 from core.classify import MODES, POSITIONS, evaluate, predict, prepare_classifier, train_classifier
-from core.datasets import DATASETS, download, is_available, label_mapping, load_classification, parse_table_upload
+from core.datasets import label_mapping, parse_table_upload
 from ui.cache import active_model, active_tokenizer
 from ui.figures_finetune import classify_curves, confusion_figure
 from ui.job_panel import JobPanel, finetune_controls
 from ui.state import active_model_spec, describe_spec
-from ui.widgets import download_with_progress, guard, next_page_link, page_header, show_code, uploader
+from ui.widgets import dataset_source, guard, next_page_link, page_header, show_code, uploader
 
 PATH = "views/classify.py"
 PANEL = JobPanel("classify", "cls", url_param="cls_run")
@@ -20,8 +18,6 @@ ABLATION = "cls_ablation"  # session key: finished runs' results
 MODES_TEXT = {"last-block": "last block + final norm + head (the book)", "all": "all layers",
               "lora": "LoRA (rank 8) on the blocks + head", "head-only": "only the new head"}
 POS_TEXT = {"last": "last token (the book)", "first": "first token", "last-real": "last real (non-padding) token"}
-SOURCES = {"builtin-spam": DATASETS["builtin-spam"].title, "sms-spam": "SMS Spam Collection (UCI)",
-           "upload": "Upload a CSV/TSV"}
 GUESS = "(guess)"
 
 page_header(
@@ -38,12 +34,11 @@ if spec["kind"] == "preset":
             "pretrained model (trained on the Pretraining page, or GPT-2 weights) starts from language it "
             "already knows and does better.", icon=":material/info:")
 
-source = st.radio("Dataset", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="cls_source")
-df = None
-with guard("loading the data"):
-    if source == "upload":
+source, df = dataset_source("classification", "cls", "Upload a CSV/TSV")
+if source == "upload":
+    with guard("reading the upload"):
         up = uploader("A table with a header row: one text column, one label column",
-                              type=["csv", "tsv", "txt"], key="cls_upload")
+                      type=["csv", "tsv", "txt"], key="cls_upload")
         if up is not None:
             cols = [GUESS, *ft.upload_columns(up.getvalue(), up.name)]
             a, b = st.columns(2)
@@ -53,14 +48,6 @@ with guard("loading the data"):
                                           None if label_col == GUESS else label_col)
             st.caption(f"Text column **{info['text_col']}**, label column **{info['label_col']}** "
                        f"({info['rows']:,} rows; {info['dropped_empty']} empty rows dropped).")
-    else:
-        info = DATASETS[source]
-        st.caption(f"{info.description} {info.size}. Licence: {info.licence}")
-        if is_available(source):
-            df = load_classification(source)
-        elif download_with_progress("Download the SMS Spam Collection", partial(download, source),
-                                    key="cls_download", what="the SMS Spam Collection") is not None:
-            st.rerun()
 if df is not None:
     counts = df["label"].value_counts()
     ids = label_mapping(df)

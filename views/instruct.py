@@ -1,22 +1,18 @@
 """Instruction fine-tuning (chapter 7): Alpaca prompts, the loss-mask X-ray, before/after responses and scores."""
 
-from functools import partial
-
 import streamlit as st
 
 from core import instruct_job as ft
-from core.datasets import DATASETS, download, is_available, load_instructions, parse_instruction_upload
+from core.datasets import parse_instruction_upload
 from core.instruct import custom_collate_fn, format_example, generate_responses, score_responses, train_instruct
 from ui.cache import active_model, active_tokenizer
 from ui.figures_finetune import instruct_curves, loss_mask_html
 from ui.job_panel import JobPanel, finetune_controls
 from ui.state import active_model_spec, describe_spec, limits
-from ui.widgets import download_with_progress, guard, next_page_link, page_header, show_code, uploader
+from ui.widgets import dataset_source, guard, next_page_link, page_header, show_code, uploader
 
 PATH = "views/instruct.py"
 PANEL = JobPanel("instruct", "ins", url_param="ins_run")
-SOURCES = {"builtin-instructions": DATASETS["builtin-instructions"].title,
-           "book-instructions": DATASETS["book-instructions"].title, "upload": "Upload JSON / JSONL"}
 
 page_header(
     PATH,
@@ -34,24 +30,15 @@ if spec["kind"] == "preset":
             "not language. The settings below are suggested for that; the book starts from pretrained GPT-2 medium.",
             icon=":material/info:")
 
-source = st.radio("Dataset", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="ins_source")
-records = None
-with guard("loading the data"):
-    if source == "upload":
+source, records = dataset_source("instruction", "ins", "Upload JSON / JSONL")
+if source == "upload":
+    with guard("reading the upload"):
         up = uploader('A JSON list of {"instruction", "input", "output"} records, or JSON lines',
-                              type=["json", "jsonl"], key="ins_upload")
+                      type=["json", "jsonl"], key="ins_upload")
         if up is not None:
             records, info = parse_instruction_upload(up.getvalue(), up.name)
             st.caption(f"{info['records']:,} records ({info['with_input']:,} with an input)"
                        + (f"; ignored keys: {', '.join(info['ignored_keys'])}" if info["ignored_keys"] else ""))
-    else:
-        info = DATASETS[source]
-        st.caption(f"{info.description} {info.size}. Licence: {info.licence}")
-        if is_available(source):
-            records = load_instructions(source)
-        elif download_with_progress("Download the book's instruction data", partial(download, source),
-                                    key="ins_download", what="the instruction data") is not None:
-            st.rerun()
 
 context = active_model().cfg.context_length
 if records is not None:

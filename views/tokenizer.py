@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.datasets import load_corpus
-from core.tokenizers import describe_tokenizer, train_bpe
+from core.tokenizers import REGISTRY, describe_tokenizer, train_bpe
 from ui.cache import tokenizer
 from ui.figures_text import ids_frame, merges_frame, token_spans_html
 from ui.widgets import guard, next_page_link, page_header, show_code, text_source
@@ -13,8 +13,7 @@ MAX_SPANS = 2_000  # more coloured boxes than this make the browser sluggish; co
 EOT = "<|endoftext|>"
 DEFAULT_TEXT = ("Our lighthouse keeper counted 1,024 gulls at dawn — then made tea! 🐦 "
                 f"{EOT} A new story starts: the baker's oven hummed at 5:30 am.")
-NAMES = {"gpt2": "GPT-2 (tiktoken BPE)", "simple-v1": "simple-v1 (book §2.3)", "simple-v2": "simple-v2 (book §2.4)",
-         "char": "characters", "bpe": "your own BPE (train it)"}
+NAMES = {entry.name: entry.label or entry.name for entry in REGISTRY.values()}
 SOURCES = ("this text", "the built-in corpus")
 
 page_header(
@@ -27,7 +26,7 @@ text = text_source("tok", DEFAULT_TEXT, "Text to tokenize", height=110)
 c1, c2, c3 = st.columns([2, 2, 1])
 name = c1.selectbox("Tokenizer", list(NAMES), format_func=NAMES.get, key="tok_name")
 source = c2.radio("Vocabulary learned from", SOURCES, horizontal=True, key="tok_vocab_source",
-                  disabled=name not in ("simple-v1", "simple-v2", "bpe"),
+                  disabled=REGISTRY[name].vocab_from not in ("choice", "training"),
                   help="simple-v1/v2 and your BPE learn their vocabulary from a text; char always uses this text.")
 allow = c3.checkbox(f"allow {EOT}", value=True, key="tok_allow",
                     help=f"On: {EOT} becomes one special token. Off: it is split like ordinary text.")
@@ -67,13 +66,12 @@ def bpe_section() -> None:
 
 def build(tok_name: str):
     """The tokenizer object for a name (cached; BPE comes from this session's training)."""
-    if tok_name == "bpe":
+    vocab_from = REGISTRY[tok_name].vocab_from
+    if vocab_from == "training":
         return st.session_state.get("tok_bpe")
-    if tok_name == "char":
-        return tokenizer("char", text)
-    if tok_name.startswith("simple"):
-        return tokenizer(tok_name, vocab_text())
-    return tokenizer("gpt2")
+    if vocab_from == "none":
+        return tokenizer(tok_name)
+    return tokenizer(tok_name, text if vocab_from == "text" else vocab_text())
 
 
 def encode(tok_name: str):
@@ -134,7 +132,7 @@ def compare_view() -> None:
                 st.info("Choose “your own BPE” above and press Train first.")
 
 
-if name == "bpe":
+if REGISTRY[name].vocab_from == "training":
     bpe_section()
 if not text:
     st.warning("The text is empty: type something above or upload a .txt file to see its tokens.")

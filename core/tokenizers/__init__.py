@@ -41,6 +41,9 @@ class TokenizerEntry:
 
     ``build(text, **options)`` returns the tokenizer; ``needs_text`` says whether it learns its vocabulary from a
     text (``allow_blank``: whether that text may be empty); ``options`` are the keyword arguments it accepts.
+    ``label`` is its name in the UI's pickers; ``vocab_from`` tells the Tokenizer page which text it learns from:
+    ``"none"`` (fixed vocabulary), ``"text"`` (the text being tokenized), ``"choice"`` (the text the learner
+    picks) or ``"training"`` (the page's Train button builds it).
     """
 
     name: str
@@ -49,6 +52,8 @@ class TokenizerEntry:
     needs_text: bool = True
     allow_blank: bool = False
     options: tuple[str, ...] = ()
+    label: str = ""
+    vocab_from: str = "choice"
 
 
 def _build_bpe(text: str, vocab_size: int = 512, **kw: Any) -> Tokenizer:
@@ -57,17 +62,21 @@ def _build_bpe(text: str, vocab_size: int = 512, **kw: Any) -> Tokenizer:
 
 _ENTRIES = (
     TokenizerEntry("gpt2", "GPT-2's byte-pair encoding: 50,257 ids that can spell any text, with common words as "
-                   "single tokens and rare words split into pieces.", lambda text=None: _gpt2(), needs_text=False),
+                   "single tokens and rare words split into pieces.", lambda text=None: _gpt2(), needs_text=False,
+                   label="GPT-2 (tiktoken BPE)", vocab_from="none"),
     TokenizerEntry("simple-v1", "The book's first tokenizer: splits on spaces and punctuation and looks each word "
                    "up in a vocabulary built from your text, so a word it has never seen is an error.",
-                   SimpleTokenizerV1.from_text),
+                   SimpleTokenizerV1.from_text, label="simple-v1 (book §2.3)"),
     TokenizerEntry("simple-v2", "simple-v1 plus two special tokens: <|unk|> stands in for any unknown word and "
-                   "<|endoftext|> marks where one document ends and the next begins.", SimpleTokenizerV2.from_text),
+                   "<|endoftext|> marks where one document ends and the next begins.", SimpleTokenizerV2.from_text,
+                   label="simple-v2 (book §2.4)"),
     TokenizerEntry("char", "One token per character, with a vocabulary of the characters in your text: a tiny "
-                   "vocabulary, but long sequences.", CharTokenizer.from_text, allow_blank=True),
+                   "vocabulary, but long sequences.", CharTokenizer.from_text, allow_blank=True, label="characters",
+                   vocab_from="text"),
     TokenizerEntry("bpe", "Byte-pair encoding trained on your text: it starts from the 256 bytes and keeps merging "
                    "the most frequent pair of tokens into a new one, the way GPT-2's vocabulary was made.",
-                   _build_bpe, options=("vocab_size", "progress", "endoftext")),
+                   _build_bpe, options=("vocab_size", "progress", "endoftext"), label="your own BPE (train it)",
+                   vocab_from="training"),
 )
 REGISTRY: dict[str, TokenizerEntry] = {entry.name: entry for entry in _ENTRIES}
 """Every tokenizer by name: adding one is one entry here (plus its class)."""
