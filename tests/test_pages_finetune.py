@@ -165,3 +165,19 @@ def test_instruct_bad_uploads():
     upload(at, "ins_upload", "good.jsonl", good, "application/jsonl")
     assert_clean(at)
     assert any("### Instruction:\nSay a." in c.value for c in at.code)
+
+
+def test_fine_tuning_pages_list_the_registry_and_offer_missing_downloads(tmp_path, monkeypatch):
+    """The dataset pickers come from core.datasets: every dataset of the page's kind, then an upload."""
+    from core.datasets import is_available, list_datasets
+
+    monkeypatch.setenv("LLMLAB_DATA_DIR", str(tmp_path / "empty"))  # nothing downloaded
+    for page, kind, key in (("views/classify.py", "classification", "cls"), ("views/instruct.py", "instruction",
+                                                                            "ins")):
+        at = open_page(page)
+        radio = at.radio(key=f"{key}_source")
+        assert radio.options == [i.title for i in list_datasets(kind)] + [radio.options[-1]]
+        missing = next(i for i in list_datasets(kind) if not is_available(i.name))
+        radio.set_value(missing.name).run()
+        assert_clean(at)
+        assert at.button(key=f"{key}_download").label == f"Download {missing.title}"
