@@ -6,19 +6,23 @@ command line (``python -m core --help``). The submodules follow the book's chapt
 - :mod:`core.tokenizers`  text ↔ token ids (GPT-2 BPE, simple regex tokenizers, characters, your own BPE)
 - :mod:`core.data`        sliding-window datasets and dataloaders
 - :mod:`core.embeddings`  PCA projections and nearest neighbours of embedding vectors
-- :mod:`core.attention`   the four teaching steps of self-attention, with every intermediate tensor
+- :mod:`core.attention`   self-attention step by step (:mod:`core.attention_steps` for the teaching page)
 - :mod:`core.config`      ``GPTConfig`` and named presets
 - :mod:`core.model`       ``GPTModel`` (fast SDPA path and a manual path that exposes attention weights)
-- :mod:`core.stats`       parameter, memory and FLOP counts, shape traces, small architecture demos
-- :mod:`core.generate`    decoding with temperature, top-k, top-p and a KV cache
-- :mod:`core.checkpoint`  safetensors save/load, Hugging Face GPT-2 import/export
-- :mod:`core.train`       pretraining loop with exact resume (settings in :mod:`core.train_config`,
-  run directories in :mod:`core.runs`), data-parallel under ``torchrun``
-- :mod:`core.jobs`        background training jobs with a concurrency cap
+- :mod:`core.stats`       parameter, memory and FLOP counts, shape traces, the architecture report
+- :mod:`core.generate`    decoding with temperature, top-k, top-p and a KV cache (:mod:`core.generate_steps`)
+- :mod:`core.train_step`  the one optimizer step every training loop takes
+- :mod:`core.train`       pretraining with exact resume (``train_config``, ``train_plan``, ``train_data``,
+  ``train_eval``, ``train_memory``, ``train_speed``, ``distributed``, ``run_recorder``)
+- :mod:`core.finetune_loop`  the simple loop the fine-tuning chapters share
+- :mod:`core.classify`    classification fine-tuning (data in :mod:`core.classify_data`)
+- :mod:`core.instruct`    instruction fine-tuning (:mod:`core.instruct_data`, :mod:`core.instruct_score`)
 - :mod:`core.lora`        low-rank adapters: apply, merge, count
-- :mod:`core.classify`    classification fine-tuning (spam/ham)
-- :mod:`core.instruct`    instruction fine-tuning (Alpaca format) and scoring
-- :mod:`core.datasets`    built-in and downloadable corpora/datasets, upload validation
+- storage: :mod:`core.fileio`, :mod:`core.checkpoint`, :mod:`core.safetensors_check`, :mod:`core.hf_gpt2`,
+  :mod:`core.pretrained`, :mod:`core.runs`, :mod:`core.datasets`
+- services the app and the CLI share: :mod:`core.jobs`, :mod:`core.pretrain_job`, :mod:`core.run_view`,
+  :mod:`core.preflight`, :mod:`core.classify_job`, :mod:`core.instruct_job`, :mod:`core.lora_lab`,
+  :mod:`core.model_spec`, :mod:`core.journey`, :mod:`core.limits`, :mod:`core.errors`
 - :mod:`core.cli`         ``python -m core pretrain | generate | export | runs``
 """
 
