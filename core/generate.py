@@ -190,7 +190,8 @@ def _generation_mode(model: GPTModel) -> Iterator[None]:
 
 
 def _prepare(
-    model, idx, max_new_tokens, context_size, temperature, top_k, top_p, eos_id, seed, use_cache
+    model, idx, max_new_tokens, context_size=None, temperature=0.0, top_k=None, top_p=None, eos_id=None, seed=None,
+    use_cache=True,
 ) -> _Plan:
     """Validate every argument of a generation call; LabError on bad input."""
     if not isinstance(model, GPTModel):
@@ -275,18 +276,12 @@ def generate(
 
 
 def generate_stream(
-    model: GPTModel,
-    idx: torch.Tensor | Sequence[int],
-    max_new_tokens: int,
-    context_size: int | None = None,
-    temperature: float | None = 0.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    eos_id: int | None = None,
-    seed: int | None = None,
-    use_cache: bool = True,
+    model: GPTModel, idx: torch.Tensor | Sequence[int], max_new_tokens: int, **options: Any
 ) -> Iterator[int]:
     """Like :func:`generate` for one sequence, but yield each new token id as soon as it is chosen.
+
+    ``options`` are :func:`generate`'s keyword arguments (``context_size``, ``temperature``, ``top_k``, ``top_p``,
+    ``eos_id``, ``seed``, ``use_cache``), with the same defaults.
 
     Eval and inference mode are held only while a token is being computed, so code between two tokens (a UI
     update) runs with the model as the caller left it. The eos token, if reached, is the last one yielded.
@@ -299,9 +294,7 @@ def generate_stream(
         >>> len(ids)
         3
     """
-    plan = _prepare(
-        model, idx, max_new_tokens, context_size, temperature, top_k, top_p, eos_id, seed, use_cache
-    )
+    plan = _prepare(model, idx, max_new_tokens, **options)
     _one_sequence(plan.idx, "generate_stream")
     return _stream(model, _decode(model, plan))  # validated now, at the call, not at the first next()
 
