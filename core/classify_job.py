@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.access import owner_tag
 from core.classify import (
     MODES,
     POSITIONS,
@@ -97,7 +98,8 @@ def prepare_classification(df: pd.DataFrame, tokenizer: Any, context_length: int
 
 
 def start_classify_job(model: GPTModel, tokenizer: Any, df: pd.DataFrame, settings: ClassifySettings,
-                       run_id: str | None = None, jobs: JobRegistry | None = None) -> Job:
+                       run_id: str | None = None, jobs: JobRegistry | None = None,
+                       visitor: str | None = None) -> Job:
     """Check the settings and data now (errors surface at once), then fine-tune a deep copy in a job.
 
     ``job.result`` is a :class:`FinetuneResult` with ``details``: ``evaluation`` (see
@@ -139,7 +141,7 @@ def start_classify_job(model: GPTModel, tokenizer: Any, df: pd.DataFrame, settin
         msg = f"Test accuracy {ev['accuracy']:.1%} (majority baseline {data.majority:.1%}) after {run.steps} steps."
         return FinetuneResult("classify", status, asdict(s), run.records, m, details, msg)
 
-    job = jobs.start(run_id, target, kind="classify")
+    job = jobs.start(run_id, target, kind="classify", owner=owner_tag(visitor))
     release_old_models(jobs, "classify")
     return job
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+from core.access import may_access
 from core.errors import check_int, check_number
 from core.jobs import JobRegistry, registry
 from core.limits import current_limits
@@ -37,12 +38,12 @@ def release_old_models(jobs: JobRegistry, kind: str, keep: int = 1) -> None:
         job.result.model = None
 
 
-def job_state(run_id: str | None, kind: str | None = None,
-              jobs: JobRegistry | None = None) -> tuple[dict[str, Any] | None, Any]:
-    """``(snapshot, result)`` of a run, or ``(None, None)`` when the registry does not know it (any more) or it is
-    not of ``kind``."""
+def job_state(run_id: str | None, kind: str | None = None, jobs: JobRegistry | None = None,
+              visitor: str | None = None) -> tuple[dict[str, Any] | None, Any]:
+    """``(snapshot, result)`` of a run, or ``(None, None)`` when the registry does not know it (any more), it is
+    not of ``kind``, or (in the hosted demo) ``visitor`` did not start it: another visitor's id shows nothing."""
     job = (jobs or registry()).get(run_id) if isinstance(run_id, str) and run_id else None
-    if job is None or (kind is not None and job.kind != kind):
+    if job is None or (kind is not None and job.kind != kind) or not may_access(job.owner, visitor):
         return None, None
     return job.snapshot(), job.result
 

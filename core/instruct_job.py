@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 from torch import nn
 
+from core.access import owner_tag
 from core.datasets import split_instructions
 from core.errors import LabError, check_int
 from core.finetune_job import FinetuneResult, check_finetune_settings, check_planned_steps, release_old_models
@@ -90,7 +91,7 @@ def _respond(job: Job, model: nn.Module, tokenizer: Any, entries: list[dict], ma
 
 def start_instruct_job(model: GPTModel, tokenizer: Any, records: Sequence[Mapping[str, Any]],
                        settings: InstructSettings, run_id: str | None = None,
-                       jobs: JobRegistry | None = None) -> Job:
+                       jobs: JobRegistry | None = None, visitor: str | None = None) -> Job:
     """Answer ``n_eval`` test prompts, fine-tune a deep copy of ``model``, answer them again — in one job.
 
     ``job.result`` is a :class:`FinetuneResult` with ``details``: ``entries`` (the scored test records),
@@ -141,7 +142,7 @@ def start_instruct_job(model: GPTModel, tokenizer: Any, records: Sequence[Mappin
         msg = f"After {run.steps} steps: exact match {sa['exact_match']:.0%}, token F1 {sa['token_f1']:.2f}."
         return FinetuneResult("instruct", status, asdict(s), run.records, m, details, msg)
 
-    job = jobs.start(run_id, target, kind="instruct")
+    job = jobs.start(run_id, target, kind="instruct", owner=owner_tag(visitor))
     release_old_models(jobs, "instruct")
     return job
 

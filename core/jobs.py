@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.access import check_access
 from core.errors import LabError
 from core.limits import current_limits
 from core.runs import default_run_id, validate_run_id
@@ -52,8 +53,9 @@ class Job:
         result: what the target returned (e.g. a :class:`core.train.TrainResult`), None until it returns.
     """
 
-    def __init__(self, run_id: str, kind: str) -> None:
-        self.run_id, self.kind = run_id, kind
+    def __init__(self, run_id: str, kind: str, owner: str | None = None, info: dict[str, Any] | None = None) -> None:
+        self.run_id, self.kind, self.owner = run_id, kind, owner
+        self.info = dict(info or {})
         self.status = "queued"
         self.stop_event = threading.Event()
         self.progress = 0.0
@@ -104,7 +106,7 @@ class Job:
                 "run_id": self.run_id, "kind": self.kind, "status": self.status, "progress": self.progress,
                 "records": [dict(r) for r in records], "n_records": len(self.records), "message": self.message,
                 "outcome": self.outcome, "traceback": self.traceback, "created": self.created,
-                "started": self.started, "finished": self.finished,
+                "started": self.started, "finished": self.finished, "owner": self.owner, "info": dict(self.info),
                 "elapsed_s": (end - self.started) if self.started else 0.0,
             }  # fmt: skip
 
@@ -176,13 +178,18 @@ class JobRegistry:
         active = [j for j in self._jobs.values() if j.active]
         if len(active) >= self.max_jobs:
             other = active[0]
+            which = "" if current_limits().demo else f"run {other.run_id!r}, "  # never name another visitor's run
             raise JobBusyError(
-                f"Another training job (run {other.run_id!r}, {other.progress:.0%} done) is using this machine; "
-                "wait for it to finish or stop it, then try again."
+                f"Another training job ({which}{other.progress:.0%} done) is using this machine; wait for it to "
+                "finish or stop it, then try again."
             )
 
-    def start(self, run_id: str, target: Callable[[Job], Any], kind: str = "pretrain") -> Job:
+    def start(self, run_id: str, target: Callable[[Job], Any], kind: str = "pretrain", owner: str | None = None,
+              info: dict[str, Any] | None = None) -> Job:
         """Run ``target(job)`` in a daemon thread and return the job at once.
+
+        ``owner`` is the visitor who started it (see :mod:`core.access`); ``info`` plain facts the UI may show
+        before the job reports anything (e.g. ``max_steps``).
 
         Raises:
             JobBusyError: the cap on concurrent jobs is reached.
@@ -192,11 +199,20 @@ class JobRegistry:
         with self._lock:
             self._check(run_id)
             self._cleanup_locked(None)
-            job = Job(run_id, kind)
+            job = Job(run_id, kind, owner, info)
             self._jobs[run_id] = job
             job._thread = threading.Thread(target=job._run, args=(target,), name=f"job-{run_id}", daemon=True)
             job._thread.start()
         return job
+
+    def stop(self, run_id: str, visitor: str | None = None) -> bool:
+        """Ask the job ``run_id`` to stop, if ``visitor`` may (:func:`core.access.check_access`); False if none."""
+        job = self.get(run_id)
+        if job is None:
+            return False
+        check_access(job.owner, visitor, "This job")
+        job.stop()
+        return True
 
     def get(self, run_id: str) -> Job | None:
         with self._lock:
@@ -249,7 +265,7 @@ def registry() -> JobRegistry:
 
 def start_training_job(
     model_cfg: Any, settings: Any, token_ids: Any, runs_dir: str | Path = "runs", run_id: str | None = None,
-    *, label: str = "run", jobs: JobRegistry | None = None, **trainer_options: Any,
+    *, label: str = "run", jobs: JobRegistry | None = None, owner: str | None = None, **trainer_options: Any,
 ) -> Job:
     """Build a trainer (exactly as ``python -m core pretrain`` does) and run it as a background job.
 
@@ -260,7 +276,7 @@ def start_training_job(
     Args:
         model_cfg, settings, token_ids: see :class:`core.train.Trainer`.
         runs_dir: parent of the run folders. run_id: default time stamp + ``label``.
-        jobs: the registry (default: the process-wide one).
+        jobs: the registry (default: the process-wide one). owner: the visitor starting it (:mod:`core.access`).
         trainer_options: ``resume``, ``tokenizer``, ``corpus``, passed on to :func:`core.train.make_trainer`.
 
     Returns:
@@ -271,7 +287,7 @@ def start_training_job(
     jobs = jobs or registry()
     run_id = validate_run_id(run_id) if run_id is not None else default_run_id(label)
     jobs.check_can_start(run_id)  # before the trainer touches the run folder (resume recovers files)
-    trainer = make_trainer(model_cfg, settings, token_ids, runs_dir, run_id, **trainer_options)
+    trainer = make_trainer(model_cfg, settings, token_ids, runs_dir, run_id, owner=owner, **trainer_options)
     total = settings.max_steps
 
     def target(job: Job) -> Any:
@@ -286,4 +302,4 @@ def start_training_job(
 
     # The job keeps no reference to the trainer once it is done, so a finished job holds no model in memory;
     # load the checkpoint from the run folder to use the trained model.
-    return jobs.start(run_id, target, kind="pretrain")
+    return jobs.start(run_id, target, kind="pretrain", owner=owner, info={"max_steps": total})

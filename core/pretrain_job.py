@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.access import check_access, owner_of, owner_tag
 from core.config import GPTConfig
 from core.datasets import data_dir, load_corpus
 from core.errors import LabError
 from core.fileio import atomic_write_bytes
 from core.jobs import Job, registry, start_training_job
 from core.limits import current_limits
-from core.runs import run_path
+from core.runs import RUN_FILE, read_json, run_path
 from core.train import TrainSettings
 from core.train_plan import resume_spec
 
@@ -73,6 +74,7 @@ def start_pretraining(
     runs_dir: str | Path,
     tokenizer: Any = None,
     ids: list[int] | None = None,
+    visitor: str | None = None,
 ) -> Job:
     """Tokenize the corpus with GPT-2's BPE and start a pretraining job (what the page's Start button does).
 
@@ -85,8 +87,16 @@ def start_pretraining(
     run_id = run_id.strip()
     registry().check_can_start(run_id)  # before anything is written
     source = corpus.source or str(store_corpus(corpus.text))
-    return start_training_job(cfg, settings, ids, runs_dir, run_id, tokenizer=tok,
+    return start_training_job(cfg, settings, ids, runs_dir, run_id, tokenizer=tok, owner=owner_tag(visitor),
                               corpus={"source": source, "title": corpus.title})
+
+
+def run_owner(runs_dir: str | Path, run_id: str) -> str | None:
+    """The owner tag a run folder records (None when it records none or cannot be read)."""
+    try:
+        return owner_of(read_json(run_path(runs_dir, run_id) / RUN_FILE))
+    except (LabError, OSError):
+        return None
 
 
 def resume_pretraining(
@@ -95,9 +105,11 @@ def resume_pretraining(
     max_steps: int | None = None,
     lr: float | None = None,
     tokenizer: Any = None,
+    visitor: str | None = None,
 ) -> Job:
     """Continue a run from its checkpoint with its own model, settings and corpus (optionally more steps or
-    another learning rate)."""
+    another learning rate). In the hosted demo only the visitor who started the run may."""
+    check_access(run_owner(runs_dir, run_id), visitor)
     spec = resume_spec(run_path(runs_dir, run_id), max_steps=max_steps, lr=lr)
     cfg, settings = spec.cfg, spec.settings
     check_caps(cfg, settings)
@@ -107,6 +119,7 @@ def resume_pretraining(
                        "'python -m core pretrain --resume --corpus …' with the text it was trained on.")
     tok = tokenizer or _default_tokenizer()
     ids = encode_corpus(load_corpus(corpus["source"]), tok)
-    return start_training_job(cfg, settings, ids, runs_dir, run_id, resume=True, tokenizer=tok, corpus=corpus)
+    return start_training_job(cfg, settings, ids, runs_dir, run_id, resume=True, tokenizer=tok, corpus=corpus,
+                              owner=owner_tag(visitor))
 
 

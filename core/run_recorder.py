@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 
 from core import runs
+from core.access import owner_of
 from core.checkpoint import load as load_checkpoint
 from core.checkpoint import save as save_checkpoint
 from core.config import GPT2_VOCAB_SIZE
@@ -54,6 +55,7 @@ class RunRecorder:
         self.metrics = [m for m in data.get("metrics", []) if m.get("step", 0) <= self.step]
         self.samples = [m for m in data.get("samples", []) if m.get("step", 0) <= self.step]
         self.created = data.get("created", self.created)
+        self.owner = owner_of(data) or self.owner  # the visitor who started it keeps it
         self._rng = restored["rng"]
 
 
@@ -151,7 +153,7 @@ class RunRecorder:
             "device": str(self.device), "process": runs.process_tag(), "notes": self.notes,
             "model_config": self.cfg.to_dict(),
             "settings": self.settings.to_dict(), "corpus": self.corpus, "metrics": self.metrics,
-            "samples": self.samples,
+            "samples": self.samples, "owner": self.owner,
         })  # fmt: skip
 
 

@@ -11,9 +11,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.access import may_access, owner_of
 from core.errors import LabError
 from core.jobs import ACTIVE, registry
-from core.runs import MAX_STEP, MODEL_FILE, RUN_FILE, STATE_FILE, process_alive, read_json, read_run
+from core.runs import (
+    MAX_STEP,
+    MODEL_FILE,
+    RUN_FILE,
+    STATE_FILE,
+    RunSummary,
+    list_runs,
+    process_alive,
+    read_json,
+    read_run,
+)
 
 EOT = "<|endoftext|>"
 PRETRAIN_TOKENIZER = "gpt2"  # a run trained from scratch uses GPT-2's BPE; its checkpoint records the name
@@ -43,6 +54,7 @@ class RunView:
     notes: list[str] = field(default_factory=list)
     checkpoint: Path | None = None
     checkpoint_step: int | None = None
+    owner: str | None = None  # a core.access tag
 
     @property
     def train_loss(self) -> float | None:
@@ -89,7 +101,18 @@ def orphan_status(run_json: Path, now: float | None = None, process: Any = None)
     return "elsewhere" if age < FRESH_S else "interrupted"
 
 
-def dashboard_state(run_id: str, runs_dir: str | Path) -> RunView | None:
+def dashboard_state(run_id: str, runs_dir: str | Path, visitor: str | None = None) -> RunView | None:
+    """What the dashboard shows of a run; None if there is nothing, or (hosted demo) it is another visitor's."""
+    view = _merged_state(run_id, runs_dir)
+    return view if view is not None and may_access(view.owner, visitor) else None
+
+
+def visible_runs(runs_dir: str | Path, visitor: str | None = None) -> list[RunSummary]:
+    """The runs table: every run folder, or in the hosted demo only ``visitor``'s own (damaged ones included)."""
+    return [r for r in list_runs(runs_dir) if may_access(r.owner, visitor)]
+
+
+def _merged_state(run_id: str, runs_dir: str | Path) -> RunView | None:
     """The job's live snapshot (if it is in the registry) merged with the run's ``run.json``; None if neither.
 
     ``run.json`` holds every step up to its last write (at evaluations); the snapshot holds every step of the
@@ -142,10 +165,11 @@ def dashboard_state(run_id: str, runs_dir: str | Path) -> RunView | None:
     return RunView(
         run_id=run_id, status=status, message=message or "", active=active,
         step=records[-1]["step"] if records else int((disk or {}).get("step", 0)),
-        max_steps=settings.get("max_steps"), progress=snap["progress"] if snap else 0.0, records=records,
+        max_steps=settings.get("max_steps") or (snap or {}).get("info", {}).get("max_steps"),
+        progress=snap["progress"] if snap else 0.0, records=records,
         samples=samples, settings=settings, model_config=dict((disk or {}).get("model_config", {})),
         notes=list((disk or {}).get("notes", [])), checkpoint=model if model.exists() else None,
-        checkpoint_step=ckpt_step,
+        checkpoint_step=ckpt_step, owner=(job.owner if job is not None else None) or owner_of(disk),
     )  # fmt: skip
 
 

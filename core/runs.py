@@ -5,15 +5,14 @@ One run lives in ``runs/<run_id>/``::
     model.safetensors      the weights (core.checkpoint format: config + extra JSON in the header)
     optimizer.safetensors  AdamW's moments per parameter, its step counts, and the RNG states (uint8 tensors)
     trainer_state.json     the step the two files above belong to, elapsed time, corpus fingerprint
-    run.json               run id, status, model config, settings, corpus, metrics and samples (for the UI)
+    run.json               run id, status, model config, settings, corpus, metrics, samples, owner (for the UI)
 
 Every file is written atomically (temporary file → fsync → ``os.replace``), so a crash or a SIGKILL never leaves
 a half-written file at its final path. The three checkpoint files must also agree with *each other*; a save is
 therefore a small commit: the model and optimizer go to ``*.next.safetensors`` first, then
 ``trainer_state.json`` (the commit record, naming the step) is replaced, and only then are the ``.next`` files
-renamed into place. :func:`recover_checkpoint` finishes or discards a save that a crash interrupted.
-
-Nothing here uses pickle: tensors are safetensors, everything else JSON.
+renamed into place. :func:`recover_checkpoint` finishes or discards a save that a crash interrupted. Nothing here
+uses pickle: tensors are safetensors, everything else JSON.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from typing import Any
 
 from safetensors import safe_open
 
+from core.access import owner_of
 from core.errors import LabError, json_or_problem, parse_json_safely, shown
 from core.fileio import atomic_write, atomic_write_bytes, atomic_write_json, fsync_dir, is_write_failure  # noqa: F401
 from core.optim_state import (  # noqa: F401
@@ -288,6 +288,7 @@ class RunSummary:
     settings: dict[str, Any] = field(default_factory=dict)
     message: str = ""
     process: Any = None
+    owner: str | None = None  # a core.access tag: who started the run in the hosted demo
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:
@@ -317,7 +318,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
             step=int(last.get("step", 0)), max_steps=int(data["settings"].get("max_steps", 0)),
             checkpoint_step=ckpt_step, train_loss=last.get("train_loss"), val_loss=val,
             model_config=dict(data["model_config"]), settings=dict(data["settings"]),
-            message=str(data.get("message") or ""), process=data.get("process"),
+            message=str(data.get("message") or ""), process=data.get("process"), owner=owner_of(data),
         )
     except Exception as err:  # noqa: BLE001 - a listing must show every folder, whatever is inside
         reason = str(err) if isinstance(err, LabError) else f"{type(err).__name__}: {err}"

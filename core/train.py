@@ -110,13 +110,14 @@ class Trainer(RunRecorder, Evaluation):
         resume: bool = False,
         corpus: dict[str, Any] | None = None,
         check_memory: bool = True,
+        owner: str | None = None,
     ) -> None:
         if not isinstance(model_cfg, GPTConfig):
             got = type(model_cfg).__name__
             raise LabError(f"model_cfg must be a GPTConfig, got {got}; try GPTConfig.preset('tiny').")
         if not isinstance(settings, TrainSettings):
             raise LabError(f"settings must be TrainSettings, got {type(settings).__name__}.")
-        self.cfg, self.settings, self.tokenizer = model_cfg, settings, tokenizer
+        self.cfg, self.settings, self.tokenizer, self.owner = model_cfg, settings, tokenizer, owner  # owner: a tag
         self.world, self.rank = _dist_info()
         if settings.batch_size % self.world:
             raise LabError(
@@ -377,6 +378,7 @@ def make_trainer(
     tokenizer: Any = None,
     corpus: dict[str, Any] | None = None,
     label: str = "run",
+    owner: str | None = None,
 ) -> Trainer:
     """The one way the UI's jobs and the CLI build a trainer, so equal inputs give equal loss curves.
 
@@ -386,6 +388,6 @@ def make_trainer(
     """
     run_id = run_id if run_id is not None else runs.default_run_id(label)
     run_dir = runs.run_path(runs_dir, run_id)
-    return Trainer(model_cfg, settings, token_ids, run_dir, tokenizer, resume=resume, corpus=corpus)
+    return Trainer(model_cfg, settings, token_ids, run_dir, tokenizer, resume=resume, corpus=corpus, owner=owner)
 
 

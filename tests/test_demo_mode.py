@@ -202,8 +202,9 @@ def test_demo_refuses_an_upload_over_its_cap_with_one_sentence(demo):
                                            "smaller file."]
 
 
-def test_demo_only_the_starter_may_stop_a_run(demo):
-    """Every visitor sees the one running job; in the demo only the session that started it gets Stop."""
+def test_demo_only_the_starter_sees_and_may_stop_a_run(demo):
+    """In the demo a run is its starter's: another visitor sees neither its dashboard nor its id, not even in the
+    busy message, and gets no Stop."""
     import time
 
     from core.jobs import registry
@@ -218,9 +219,13 @@ def test_demo_only_the_starter_may_stop_a_run(demo):
             time.sleep(0.2)
         owner.run()
         assert [b for b in owner.button if b.key == "pt_stop"], "the owner can stop the run"
+        run_id = registry().active()[0].run_id
         visitor = _page("views/pretrain.py")
         assert not [b for b in visitor.button if b.key == "pt_stop"]
-        assert any("only they can stop it" in c.value for c in visitor.caption)
+        assert not any(run_id in h.value for h in visitor.subheader), "another visitor's dashboard is shown"
+        visitor.button(key="pt_start").click().run()
+        busy = [w.value for w in visitor.warning if "Another training job" in w.value]
+        assert busy and run_id not in busy[0], busy
     finally:
         for job in registry().list():
             job.stop()

@@ -9,7 +9,8 @@ import streamlit as st
 from core.device import best_device, describe_device
 from core.limits import Limits
 from core.model_spec import default_runs_dir
-from ui.state import active_model_spec, describe_spec, limits, set_active_model
+from core.run_view import visible_runs
+from ui.state import active_model_spec, describe_spec, limits, set_active_model, visitor
 
 
 def demo_note(caps: Limits) -> None:
@@ -20,14 +21,12 @@ def demo_note(caps: Limits) -> None:
 
 
 def _trained_runs() -> list[str]:
-    folder = default_runs_dir()
-    if not folder.is_dir():
-        return []
-    runs = [p.parent.name for p in folder.glob("*/model.safetensors")]
-    return sorted(runs, reverse=True)
+    """Runs with a checkpoint this browser may use (in the hosted demo: its own), newest first."""
+    return [r.run_id for r in visible_runs(default_runs_dir(), visitor()) if r.checkpoint_step and r.status != "broken"]
 
 
 def sidebar_frame() -> None:
+    visitor()  # keeps the visitor's token in the URL on every page, so a reload keeps their runs
     spec = active_model_spec()
     caps = limits()
     with st.sidebar:

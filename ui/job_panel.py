@@ -5,7 +5,7 @@ keeps the run across a refresh) and then uses the same pieces: :func:`start_job`
 :func:`stop_button`, and :func:`live`, which polls while the job runs and redraws the page when it ends. The
 work itself is started by ``core`` (``core.pretrain_job``, ``core.classify_job``, ``core.instruct_job``).
 
-In the hosted demo a job belongs to the session that started it: only that session may stop it.
+In the hosted demo a job belongs to the visitor who started it (:mod:`core.access`): only they see and stop it.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from typing import Any
 
 import streamlit as st
 
+from core.access import may_access
 from core.errors import LabError
 from core.finetune_job import job_state
 from core.jobs import ACTIVE, JobBusyError, registry
 from ui import state
 
 log = logging.getLogger("llm_scratch_lab")
-STARTED = "jobs_started"  # session key: the run ids this session started (any kind)
 POLL_S = 1.0
 
 
@@ -60,14 +60,9 @@ class JobPanel:
             st.query_params.pop(self.url_param, None)
 
 
-def started_here(run_id: str | None) -> bool:
-    """Whether this browser session started (or resumed) ``run_id``."""
-    return run_id is not None and run_id in st.session_state.get(STARTED, ())
-
-
-def may_control(run_id: str | None) -> bool:
-    """Whether this session may stop or resume ``run_id``: always outside the demo, its own runs in it."""
-    return not state.limits().demo or started_here(run_id)
+def may_control(owner: str | None) -> bool:
+    """Whether this browser may see, stop or resume what ``owner`` (a :mod:`core.access` tag) started."""
+    return may_access(owner, state.visitor())
 
 
 def start_job(
@@ -90,7 +85,6 @@ def start_job(
         st.error(f"Something unexpected went wrong while {what} ({type(err).__name__}: {err}). Try other "
                  "settings; the rest of the app keeps working.", icon=":material/error:")
     else:
-        st.session_state[STARTED] = [*st.session_state.get(STARTED, ()), job.run_id]
         panel.watch(job.run_id)
         if on_started is not None:
             on_started(job)
@@ -99,14 +93,17 @@ def start_job(
 
 def stop_button(panel: JobPanel, run_id: str | None, active: bool, where: Any = st) -> None:
     """"Stop training" for the page's running job (disabled when none runs; a note instead for others' jobs)."""
-    if active and not may_control(run_id):
+    job = registry().get(run_id) if run_id else None
+    if active and job is not None and not may_control(job.owner):
         where.caption("Another visitor started this run; only they can stop it. It ends at its step limit.")
         return
     if where.button("Stop training", icon=":material/stop:", disabled=not active, key=f"{panel.key}_stop"):
-        job = registry().get(run_id) if run_id else None
-        if job is not None:
-            job.stop()
-        st.caption("Stopping after this step…")
+        try:
+            registry().stop(run_id, state.visitor())
+        except LabError as err:
+            st.error(str(err), icon=":material/error:")
+        else:
+            st.caption("Stopping after this step…")
 
 
 def job_status(snap: dict[str, Any]) -> None:
@@ -151,7 +148,7 @@ def finetune_controls(
         idle: the caption shown before any run.
     """
     run_id = panel.watched()
-    snap, result = job_state(run_id, panel.kind)
+    snap, result = job_state(run_id, panel.kind, visitor=state.visitor())
     running = snap is not None and snap["status"] in ACTIVE
     b = st.columns([1, 1, 5])
     if b[0].button("Start", type="primary", icon=":material/play_arrow:", disabled=running or not ready,
@@ -160,7 +157,7 @@ def finetune_controls(
     stop_button(panel, run_id, running, b[1])
 
     def poll() -> tuple[bool, dict[str, Any] | None]:
-        snap, _ = job_state(run_id, panel.kind)
+        snap, _ = job_state(run_id, panel.kind, visitor=state.visitor())
         return snap is not None and snap["status"] in ACTIVE, snap
 
     def draw(snap: dict[str, Any] | None) -> None:

@@ -15,11 +15,10 @@ import streamlit as st
 
 from core.jobs import registry
 from core.pretrain_job import resume_pretraining
-from core.run_view import RunView, dashboard_state, orphan_status
+from core.run_view import RunView, dashboard_state, orphan_status, visible_runs
 from core.runs import (
     RUN_FILE,
     folder_problem,
-    list_runs,
 )
 from ui import state
 from ui.figures_train import compare_figure, loss_figure, samples_html
@@ -40,7 +39,7 @@ def current_run_id() -> str | None:
     """The run this session watches, else a pretraining job that is running (reattach after a refresh)."""
     rid = PANEL.watched()
     if rid is None:
-        running = [j for j in registry().active() if j.kind == "pretrain"]
+        running = [j for j in registry().active() if j.kind == "pretrain" and may_control(j.owner)]
         if running:
             rid = running[0].run_id
             PANEL.watch(rid)
@@ -52,7 +51,7 @@ def run_dashboard() -> None:
     rid = current_run_id()
     if rid is None:
         return
-    view = dashboard_state(rid, runs_dir())
+    view = dashboard_state(rid, runs_dir(), state.visitor())
     if view is None:
         PANEL.watch(None)
         return
@@ -62,7 +61,7 @@ def run_dashboard() -> None:
 
 
 def _poll(rid: str) -> tuple[bool, RunView | None]:
-    view = dashboard_state(rid, runs_dir())
+    view = dashboard_state(rid, runs_dir(), state.visitor())
     return view is not None and view.active, view
 
 
@@ -135,7 +134,7 @@ def _run_actions(view: RunView) -> None:
                              key="pt_download", on_click="ignore", icon=":material/download:")
     else:
         c[1].caption(f"The checkpoint is {format_bytes(size)}: copy it from {view.checkpoint}.")
-    if view.active or not view.checkpoint_step or view.status == "broken" or not may_control(view.run_id):
+    if view.active or not view.checkpoint_step or view.status == "broken" or not may_control(view.owner):
         return  # in the hosted demo only the visitor who started a run may resume or continue it
     with c[2].popover("Resume / continue", icon=":material/play_circle:"):
         _resume_form(view)
@@ -154,7 +153,8 @@ def _resume_form(view: RunView) -> None:
     new_lr = st.number_input("Learning rate", 1e-6, 100.0, lr, format="%.1e", key="pt_resume_lr")
     label = "Continue training" if done else "Resume"
     if st.button(f"{label} from step {view.checkpoint_step:,}", key="pt_resume", type="primary"):
-        start_job(PANEL, lambda: resume_pretraining(view.run_id, runs_dir(), int(until), float(new_lr)),
+        start_job(PANEL, lambda: resume_pretraining(view.run_id, runs_dir(), int(until), float(new_lr),
+                                                     visitor=state.visitor()),
                   "resuming the run")
 
 
@@ -164,7 +164,7 @@ def runs_section() -> None:
     if problem is not None:
         st.warning(problem, icon=":material/folder_off:")
         return
-    runs = list_runs(runs_dir())
+    runs = visible_runs(runs_dir(), state.visitor())
     if not runs:
         st.caption("No runs yet: start one above. Runs trained with `python -m core pretrain` appear here too.")
         return
@@ -196,7 +196,7 @@ def runs_section() -> None:
             st.rerun()
     curves = {}
     for rid in pick:
-        view = dashboard_state(rid, runs_dir())
+        view = dashboard_state(rid, runs_dir(), state.visitor())
         if view is not None:
             curves[rid] = view.records
     st.plotly_chart(compare_figure(curves, vocab_size=50257), width="stretch", key="pt_compare_fig")

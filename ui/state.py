@@ -7,13 +7,17 @@ sidebar and hashed cheaply by the caches.
 from __future__ import annotations
 
 import os
+import re
 
 import streamlit as st
 
+from core.access import new_visitor_token
 from core.limits import Limits, current_limits, demo_requested
 from core.model_spec import DEFAULT_MODEL, describe_spec  # noqa: F401  (pages import them here)
 
 ACTIVE_MODEL = "active_model"
+VISITOR = "visitor"
+TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{24}")
 
 
 def adopt_demo_secret() -> None:
@@ -28,6 +32,22 @@ def adopt_demo_secret() -> None:
         return
     if demo_requested(env={}, secrets=st.secrets):
         os.environ["LLMLAB_DEMO"] = "1"
+
+
+def visitor() -> str:
+    """This browser's private visitor token (see :mod:`core.access`): what makes its runs its own.
+
+    Kept in the session and, in the hosted demo, in the URL (``?v=…``), so a reload or a bookmarked link keeps the
+    visitor's runs; a token that does not look like one is replaced by a fresh one.
+    """
+    token = st.session_state.get(VISITOR)
+    if token is None:
+        given = st.query_params.get("v")
+        token = given if isinstance(given, str) and TOKEN_RE.fullmatch(given) else new_visitor_token()
+        st.session_state[VISITOR] = token
+    if limits().demo and st.query_params.get("v") != token:
+        st.query_params["v"] = token
+    return token
 
 
 def limits() -> Limits:

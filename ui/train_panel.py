@@ -225,5 +225,5 @@ def start_controls(cfg: GPTConfig | None, settings: TrainSettings | None, corpus
                    disabled=not ready, width="stretch"):
         tok = tokenizer(PRETRAIN_TOKENIZER)
         start_job(PANEL, lambda: start_pretraining(cfg, settings, corpus, run_id, runs_dir(), tok,
-                                                   _token_ids(corpus.text)),
+                                                   _token_ids(corpus.text), visitor=state.visitor()),
                   on_started=lambda job: st.session_state.update(pt_idn=n + 1))  # a fresh default id next time

@@ -9,7 +9,7 @@ from core.datasets import label_mapping, parse_table_upload
 from ui.cache import active_model, active_tokenizer
 from ui.figures_finetune import classify_curves, confusion_figure
 from ui.job_panel import JobPanel, finetune_controls
-from ui.state import active_model_spec, describe_spec
+from ui.state import active_model_spec, describe_spec, visitor
 from ui.widgets import dataset_source, guard, next_page_link, page_header, show_code, uploader
 
 PATH = "views/classify.py"
@@ -73,7 +73,7 @@ balance = c[3].toggle("Balance the classes (the book)", True, key="cls_balance")
 settings = ft.ClassifySettings(source, mode, position, epochs, max_steps or None, lr, batch, max_len or None, balance)
 
 snap, result = finetune_controls(
-    PANEL, lambda: ft.start_classify_job(active_model(), active_tokenizer(), df, settings),
+    PANEL, lambda: ft.start_classify_job(active_model(), active_tokenizer(), df, settings, visitor=visitor()),
     ready=df is not None, curves=classify_curves,
     idle="Press **Start** to fine-tune; curves appear here while it trains.",
 )

@@ -8,7 +8,7 @@ from core.instruct import custom_collate_fn, format_example, generate_responses,
 from ui.cache import active_model, active_tokenizer
 from ui.figures_finetune import instruct_curves, loss_mask_html
 from ui.job_panel import JobPanel, finetune_controls
-from ui.state import active_model_spec, describe_spec, limits
+from ui.state import active_model_spec, describe_spec, limits, visitor
 from ui.widgets import dataset_source, guard, next_page_link, page_header, show_code, uploader
 
 PATH = "views/instruct.py"
@@ -80,7 +80,8 @@ settings = ft.InstructSettings(source, epochs, max_steps or None, lr, batch, max
                                eval_every=max(5, (max_steps or 100) // 20))
 
 snap, result = finetune_controls(
-    PANEL, lambda: ft.start_instruct_job(active_model(), active_tokenizer(), records, settings),
+    PANEL, lambda: ft.start_instruct_job(active_model(), active_tokenizer(), records, settings,
+                                         visitor=visitor()),
     ready=records is not None, curves=instruct_curves,
     idle=f"Press **Start**: the model first answers {n_eval} test prompts, then fine-tunes (curves appear "
          "here), then answers them again.",
