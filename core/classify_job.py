@@ -26,6 +26,7 @@ from core.classify import (
     trainable_summary,
 )
 from core.datasets import balance, split
+from core.datasets.uploads import MAX_COLUMNS
 from core.errors import LabError, check_choice
 from core.finetune_job import FinetuneResult, check_finetune_settings, check_planned_steps, release_old_models
 from core.jobs import Job, JobRegistry, registry
@@ -70,7 +71,8 @@ def upload_columns(data: bytes, filename: str) -> list[str]:
     except IndexError:
         return []
     delim = "\t" if Path(filename).suffix.lower() in (".tsv", ".tab") else max(",\t;|", key=first.count)
-    return [c.strip() for c in next(csv.reader(io.StringIO(first), delimiter=delim), []) if c.strip()]
+    names = [c.strip() for c in next(csv.reader(io.StringIO(first), delimiter=delim), []) if c.strip()]
+    return names if len(names) <= MAX_COLUMNS else []  # the parse says what is wrong with such a header
 
 
 def prepare_classification(df: pd.DataFrame, tokenizer: Any, context_length: int,

@@ -102,6 +102,14 @@ class Limits:
             raise LabError(f"That {what} is {n_bytes / 1e6:,.1f} MB and the limit here is {self.max_upload_mb} MB; "
                            "upload a smaller file.")
 
+    def check_text(self, text: str, what: str = "pasted text") -> None:
+        """Refuse typed or pasted text larger than an upload may be (the same cap, counted in UTF-8 bytes)."""
+        if len(text) > self.max_upload_mb * 250_000:  # at most 4 bytes a character: only then count exactly
+            n_bytes = len(text.encode("utf-8", "surrogatepass"))
+            if n_bytes > self.max_upload_mb * 1_000_000:
+                raise LabError(f"The {what} is {n_bytes / 1e6:,.1f} MB and the limit here is {self.max_upload_mb} "
+                               "MB; use a shorter text.")
+
     def check_gpt2(self) -> None:
         if not self.allow_gpt2:
             raise LabError("The hosted demo does not load GPT-2 weights (they need more memory than a shared demo "

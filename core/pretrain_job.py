@@ -35,12 +35,17 @@ class Corpus:
     source: str
     title: str
 
+    def __post_init__(self) -> None:
+        if not self.source:  # pasted or uploaded text: the same size cap as an upload, enforced here
+            current_limits().check_text(self.text)
+
 
 def store_corpus(text: str) -> Path:
     """Keep uploaded or pasted text in ``<data dir>/corpora/<sha256 prefix>.txt`` so a run can be resumed.
 
     The run records this path as its corpus source, so ``python -m core pretrain --resume`` finds it too.
     """
+    current_limits().check_text(text)
     folder = data_dir() / "corpora"
     path = folder / f"{hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]}.txt"
     if not path.exists():

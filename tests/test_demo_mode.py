@@ -231,3 +231,23 @@ def test_demo_only_the_starter_sees_and_may_stop_a_run(demo):
             job.stop()
         for job in registry().list():
             assert job.wait(60)
+
+
+def test_pasted_text_has_the_upload_cap_in_core_and_on_the_page(demo):
+    """A paste is not a way around the 5 MB upload cap: refused by core.pretrain_job, never stored."""
+    from core.pretrain_job import Corpus, store_corpus
+
+    big = "word " * 1_300_000  # 6.5 MB
+    with pytest.raises(LabError, match=r"The pasted text is 6\.5 MB and the limit here is 5 MB"):
+        Corpus(big, "", "pasted text")
+    with pytest.raises(LabError, match="limit here is 5 MB"):
+        store_corpus(big)
+    assert Corpus(big, "builtin-corpus", "a registry corpus is not a paste").text is big
+    assert Corpus("é" * 1_300_000, "", "2.6 MB of two-byte characters").source == ""
+    at = _page("views/pretrain.py")
+    at.radio(key="pt_corpus").set_value("paste").run()
+    at.text_area(key="pt_paste").set_value(big).run()
+    assert not at.exception
+    assert any("The pasted text is 6.5 MB" in e.value for e in at.error)
+    assert at.button(key="pt_start").disabled
+    assert not (demo / "data" / "corpora").exists() or not any((demo / "data" / "corpora").iterdir())

@@ -1098,3 +1098,30 @@ def test_parse_json_safely_turns_every_failure_into_one_sentence(text: str | byt
 def test_parse_json_safely_returns_what_json_loads_returns() -> None:
     assert parse_json_safely('{"a": [1, 2.5, null]}', "x") == {"a": [1, 2.5, None]}
     assert parse_json_safely(b"[1]", "x") == [1] and json_or_problem("3") == (3, None)
+
+
+# ------------------------------------------------------------------------------------- wide tables, odd labels
+def test_a_table_with_200000_columns_is_refused_at_once():
+    """1.9 MB, under the upload cap: the header alone once took minutes (a quadratic duplicate check)."""
+    from core.classify_job import upload_columns
+    from core.datasets import parse_table_upload
+
+    wide = (",".join(f"c{i}" for i in range(200_000)) + "\n" + ",".join("x" for _ in range(200_000)) + "\n").encode()
+    assert 1_500_000 < len(wide) < 5_000_000
+    start = time.perf_counter()
+    with pytest.raises(LabError, match="has 200,000 cells, more than the 50 columns"):
+        parse_table_upload(wide, "wide.csv")
+    assert upload_columns(wide, "wide.csv") == []
+    assert time.perf_counter() - start < 2.0
+    fifty = (",".join(["text", "label"] + [f"x{i}" for i in range(48)]) + "\n"
+             + ",".join(["hello there", "ham"] + [""] * 48) + "\n" + ",".join(["win cash", "spam"] + [""] * 48))
+    df, info = parse_table_upload(fifty.encode(), "fifty.csv")
+    assert info["text_col"] == "text" and len(df) == 2
+
+
+def test_whole_number_labels_in_other_spellings_are_one_class():
+    from core.datasets import parse_table_upload
+
+    data = "text,label\ngood day,1\nbad day,0\nfine day,01\nawful day,+0\n".encode()
+    df, info = parse_table_upload(data, "nums.csv")
+    assert sorted(df["label"].unique()) == ["0", "1"] and info["label_counts"] == {"1": 2, "0": 2}

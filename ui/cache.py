@@ -11,6 +11,7 @@ import json
 
 import streamlit as st
 
+from core.datasets import parse_instruction_upload, parse_table_upload
 from core.model import GPTModel
 from core.model_spec import build_model, spec_stamp, spec_tokenizer
 from core.tokenizers import get_tokenizer
@@ -49,3 +50,15 @@ def active_model() -> GPTModel:
 def preset_model(name: str, seed: int = 123) -> GPTModel:
     """A randomly initialised preset, e.g. to compare with the trained active model."""
     return _model(json.dumps({"kind": "preset", "name": name, "seed": seed}, sort_keys=True), 0.0)
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the table…")
+def parsed_table(data: bytes, name: str, text_col: str | None, label_col: str | None):
+    """:func:`core.datasets.parse_table_upload`, once per upload and column choice (not on every rerun)."""
+    return parse_table_upload(data, name, text_col, label_col)
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the records…")
+def parsed_instructions(data: bytes, name: str):
+    """:func:`core.datasets.parse_instruction_upload`, once per upload."""
+    return parse_instruction_upload(data, name)

@@ -104,9 +104,11 @@ def corpus_controls() -> Corpus | None:
         with guard("reading the upload"):
             return Corpus(parse_text_upload(up.getvalue(), up.name), "", f"upload: {up.name}")
         return None
-    text = st.text_area("Text to train on", key="pt_paste", height=140,
-                        placeholder="Paste a few pages of plain text…")
-    return Corpus(text, "", "pasted text")
+    text = st.text_area("Text to train on", key="pt_paste", height=140, placeholder="Paste a few pages of plain text…",
+                        help=f"Up to {state.limits().max_upload_mb} MB.")
+    with guard("reading the pasted text"):
+        return Corpus(text, "", "pasted text")
+    return None
 
 
 def model_controls() -> GPTConfig | None:

@@ -5,8 +5,8 @@ import streamlit as st
 
 from core import classify_job as ft
 from core.classify import MODES, POSITIONS, evaluate, predict, prepare_classifier, train_classifier
-from core.datasets import label_mapping, parse_table_upload
-from ui.cache import active_model, active_tokenizer
+from core.datasets import label_mapping
+from ui.cache import active_model, active_tokenizer, parsed_table
 from ui.figures_finetune import classify_curves, confusion_figure
 from ui.job_panel import JobPanel, finetune_controls
 from ui.state import active_model_spec, describe_spec, visitor
@@ -44,7 +44,7 @@ if source == "upload":
             a, b = st.columns(2)
             text_col = a.selectbox("Text column", cols, key="cls_text_col")
             label_col = b.selectbox("Label column", cols, key="cls_label_col")
-            df, info = parse_table_upload(up.getvalue(), up.name, None if text_col == GUESS else text_col,
+            df, info = parsed_table(up.getvalue(), up.name, None if text_col == GUESS else text_col,
                                           None if label_col == GUESS else label_col)
             st.caption(f"Text column **{info['text_col']}**, label column **{info['label_col']}** "
                        f"({info['rows']:,} rows; {info['dropped_empty']} empty rows dropped).")

@@ -3,9 +3,8 @@
 import streamlit as st
 
 from core import instruct_job as ft
-from core.datasets import parse_instruction_upload
 from core.instruct import custom_collate_fn, format_example, generate_responses, score_responses, train_instruct
-from ui.cache import active_model, active_tokenizer
+from ui.cache import active_model, active_tokenizer, parsed_instructions
 from ui.figures_finetune import instruct_curves, loss_mask_html
 from ui.job_panel import JobPanel, finetune_controls
 from ui.state import active_model_spec, describe_spec, limits, visitor
@@ -36,7 +35,7 @@ if source == "upload":
         up = uploader('A JSON list of {"instruction", "input", "output"} records, or JSON lines',
                       type=["json", "jsonl"], key="ins_upload")
         if up is not None:
-            records, info = parse_instruction_upload(up.getvalue(), up.name)
+            records, info = parsed_instructions(up.getvalue(), up.name)
             st.caption(f"{info['records']:,} records ({info['with_input']:,} with an input)"
                        + (f"; ignored keys: {', '.join(info['ignored_keys'])}" if info["ignored_keys"] else ""))
 

@@ -11,6 +11,7 @@ import codecs
 import csv
 import io
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ MAX_TABLE_ROWS = 100_000
 MAX_INSTRUCTION_BYTES = 20 * 1024 * 1024
 MAX_RECORDS = 100_000
 MAX_LABELS = 20
+MAX_COLUMNS = 50  # a text and a label column, plus room for a spreadsheet's ids, dates and notes
 
 TEXT_NAMES = ("text", "message", "sms", "sentence", "review", "content", "body", "comment", "tweet")
 LABEL_NAMES = ("label", "labels", "class", "category", "target", "sentiment", "y")
@@ -100,6 +102,9 @@ def _read_rows(text: str, filename: str, delim: str, max_rows: int) -> list[tupl
     rows: list[tuple[int, list[str], int]] = []
     try:
         for cells in reader:
+            if len(cells) > MAX_COLUMNS:  # refuse at the first such row: never build a 200,000-column table
+                raise LabError(f"Line {reader.line_num} of {filename} has {len(cells):,} cells, more than the "
+                               f"{MAX_COLUMNS} columns a table may have here; keep the text and label columns.")
             # A quoted cell may span lines: report where the row starts, not where the reader stopped.
             rows.append((rows[-1][2] + 1 if rows else 1, cells, reader.line_num))
             if len(rows) > max_rows + 1:
@@ -112,12 +117,13 @@ def _read_rows(text: str, filename: str, delim: str, max_rows: int) -> list[tupl
 
 def _check_header(header: list[str], filename: str) -> list[str]:
     names = [h.strip() for h in header]
+    counts = Counter(names)  # one pass: a repeated-name check per column would be quadratic
     for i, name in enumerate(names):
         if not name:
             raise LabError(f"Column {i + 1} of {filename} has no name in the first row; the first row must be "
                            "a header such as text,label.")
-        if len(name) > 100 or names.count(name) > 1:
-            why = "repeats a name" if names.count(name) > 1 else "has a very long cell"
+        if len(name) > 100 or counts[name] > 1:
+            why = "repeats a name" if counts[name] > 1 else "has a very long cell"
             raise LabError(f"The first row of {filename} {why}, so it looks like data rather than column names; "
                            "add a header row such as text,label.")
     return names
@@ -169,6 +175,11 @@ def _pick_columns(df: pd.DataFrame, filename: str, text_col: str | None,
                            "one named 'label', or choose it.")
         guessed.append("label")
     return text_col, label_col, guessed
+
+
+def _same_number(label: str) -> str:
+    """Whole-number labels in one spelling, so ``1``, ``01`` and ``+1`` are one class, not three."""
+    return str(int(label)) if len(label) <= 18 and re.fullmatch(r"[+-]?\d+", label) else label
 
 
 def _check_labels(labels: pd.Series, lines: list[int], filename: str, label_col: str) -> None:
@@ -238,6 +249,7 @@ def parse_table_upload(data: bytes, filename: str, text_col: str | None = None, 
     out = out.reset_index(drop=True)
     if out.empty:
         raise LabError(f"Every row of {filename} has an empty {shown(text_col)} column; fill in some texts.")
+    out["label"] = out["label"].map(_same_number)
     _check_labels(out["label"], [ln for ln, k in zip(lines, keep) if k], filename, label_col)
     info = {"rows": len(out), "dropped_empty": dropped, "text_col": text_col, "label_col": label_col,
             "guessed": guessed, "delimiter": delim, "label_counts": out["label"].value_counts().to_dict()}
