@@ -17,7 +17,6 @@ uses pickle: tensors are safetensors, everything else JSON.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import time
@@ -40,6 +39,7 @@ from core.optim_state import (  # noqa: F401
     save_optimizer,
     set_rng_states,
 )
+from core.run_check import MAX_STEP, STATUSES, check_record  # noqa: F401
 from core.run_process import process_alive, process_tag  # noqa: F401
 
 MODEL_FILE = "model.safetensors"
@@ -47,7 +47,6 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "trainer_state.json"
 RUN_FILE = "run.json"
 RUN_FORMAT = "llm-scratch-lab-run/1"
-STATUSES = ("running", "stopped", "finished", "diverged", "failed")
 _OUR_TMP = re.compile(r"\.[A-Za-z0-9._-]+\.[0-9a-f]{12}\.tmp")  # see core.fileio.atomic_write
 _SAFETENSORS_TMP = re.compile(r"\.tmp[A-Za-z0-9]{6}")  # the Rust tempfile crate's naming
 _RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
@@ -292,12 +291,13 @@ class RunSummary:
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:
-    """The run.json of a run folder, checked for the keys the UI needs."""
+    """The run.json of a run folder, every field checked (:func:`core.run_check.check_record`): LabError if damaged."""
     data = read_json(run_dir / RUN_FILE)
     missing = [k for k in ("run_id", "status", "model_config", "settings", "metrics") if k not in data]
     if missing or data.get("format") != RUN_FORMAT:
         what = ", ".join(missing) or "format"
         raise LabError(f"{run_dir / RUN_FILE} is not a run record of this lab (missing {what}).")
+    check_record(data, run_dir / RUN_FILE)
     return data
 
 
@@ -306,7 +306,6 @@ def summarize_run(run_dir: Path) -> RunSummary:
     run_id = run_dir.name
     try:
         data = read_run(run_dir)
-        _check_record(data, run_dir / RUN_FILE)
         ckpt_step = data.get("checkpoint_step")
         if ckpt_step is not None:
             _check_checkpoint_files(run_dir)
@@ -323,56 +322,6 @@ def summarize_run(run_dir: Path) -> RunSummary:
     except Exception as err:  # noqa: BLE001 - a listing must show every folder, whatever is inside
         reason = str(err) if isinstance(err, LabError) else f"{type(err).__name__}: {err}"
         return RunSummary(run_id=run_id, path=run_dir, status="broken", reason=reason)
-
-
-MAX_STEP = 10**12  # far beyond any real run (GPT-3 took about 10**5 steps): a bigger step number is damage
-
-
-def _check_record(data: dict[str, Any], path: Path) -> None:
-    """Raise a one-sentence LabError when run.json's fields have types or sizes the trainer never writes."""
-    from core.config import GPTConfig  # validates sizes and names of the model config
-    from core.train_config import TrainSettings
-
-    def bad(what: str, value: Any) -> LabError:
-        return LabError(f"{path} has an impossible {what} ({shown(value)}); the file is damaged.")
-
-    def step_ok(value: Any) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_STEP
-
-    def loss_ok(value: Any) -> bool:
-        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
-                                 and math.isfinite(value))
-
-    def parsed(what: str, parse: Any, value: Any) -> Any:
-        try:
-            return parse(value)
-        except LabError as err:  # keep what is wrong, drop the advice meant for someone typing a setting
-            raise LabError(f"{path} has an impossible {what} ({str(err).split(';')[0].rstrip('.')}); "
-                           "the file is damaged.") from None
-
-    if data["status"] not in STATUSES:
-        raise bad("status", data["status"])
-    for key in ("model_config", "settings"):
-        if not isinstance(data[key], dict):
-            raise bad(key.replace("_", " "), data[key])
-    data["model_config"] = parsed("model config", GPTConfig.from_dict, data["model_config"]).to_dict()
-    settings = parsed("training setting", TrainSettings.from_dict, data["settings"])
-    if settings.max_steps > MAX_STEP:
-        raise bad("number of steps", settings.max_steps)
-    ckpt = data.get("checkpoint_step")
-    if ckpt is not None and not step_ok(ckpt):
-        raise bad("checkpoint step", ckpt)
-    for key in ("created", "message"):
-        if data.get(key) is not None and not isinstance(data[key], str):
-            raise bad(key, data[key])
-    if not isinstance(data["metrics"], list):
-        raise bad("list of metrics", data["metrics"])
-    for m in data["metrics"]:
-        if not isinstance(m, dict) or not step_ok(m.get("step")):
-            raise bad("metrics entry", m)
-        for key in ("train_loss", "val_loss"):
-            if not loss_ok(m.get(key)):
-                raise bad(key.replace("_", " "), m.get(key))
 
 
 def _check_checkpoint_files(run_dir: Path) -> None:

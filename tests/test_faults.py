@@ -294,7 +294,15 @@ def damaged_runs(root: Path) -> dict[str, str]:
     clone("metrics-not-a-list", metrics="many")
     clone("status-unknown", status=7)
     (clone("no-optimizer") / runs.OPTIMIZER_FILE).unlink()
+    clone("samples-strings", samples=["x"])
+    clone("corpus-a-string", corpus="the verdict")
+    clone("elapsed-a-string", metrics=[{**good["metrics"][-1], "elapsed_s": "an hour"}])
+    clone("notes-dicts", notes=[{"a": 1}])
+    clone("message-a-number", message=12)
     return {
+        "samples-strings": "impossible samples entry", "corpus-a-string": "impossible corpus record",
+        "elapsed-a-string": "impossible metrics entry", "notes-dicts": "impossible notes entry",
+        "message-a-number": "impossible message",
         "truncated-model": "not a valid safetensors file", "pickle-as-safetensors": "pickle",
         "garbage-run-json": "not readable JSON", "run-json-a-list": "does not hold a JSON object",
         "run-json-cut": "not readable JSON", "empty-folder": "There is no run.json",
@@ -394,6 +402,10 @@ def test_page_lists_damaged_runs_and_opens_only_usable_ones(use_runs, tmp_path):
     at.button(key="pt_open").click().run()
     assert_clean(at)
     assert any(s.value == "Run ok" for s in at.subheader) and progress_text(at) == "Step 2 of 2 · finished"
+    for run_id in ("samples-strings", "corpus-a-string", "elapsed-a-string", "message-a-number"):
+        at.session_state["pt_run_id"] = run_id  # as a stale session or a hand-made link would
+        at.run()
+        assert not at.exception, (run_id, [e.value for e in at.exception])
 
 
 # ------------------------------------------------------------------------------------------- dead trainers

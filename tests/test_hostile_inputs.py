@@ -1122,6 +1122,6 @@ def test_a_table_with_200000_columns_is_refused_at_once():
 def test_whole_number_labels_in_other_spellings_are_one_class():
     from core.datasets import parse_table_upload
 
-    data = "text,label\ngood day,1\nbad day,0\nfine day,01\nawful day,+0\n".encode()
+    data = b"text,label\ngood day,1\nbad day,0\nfine day,01\nawful day,+0\n"
     df, info = parse_table_upload(data, "nums.csv")
     assert sorted(df["label"].unique()) == ["0", "1"] and info["label_counts"] == {"1": 2, "0": 2}
