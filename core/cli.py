@@ -19,7 +19,6 @@ abort at once).
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
@@ -27,7 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.errors import LabError
+from core.distributed import env_int, init_from_env
+from core.errors import LabError, parse_json_safely
 
 # Flags of `pretrain` that change the model, and the TrainSettings field behind each training flag.
 MODEL_FLAGS = ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers", "drop_rate", "qkv_bias",
@@ -104,8 +104,9 @@ def _checkpoint_args(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
-    rank = int(os.environ.get("RANK", "0"))
+    rank = 0  # only rank 0 prints errors; a RANK that is not a number is an error of its own
     try:
+        rank = env_int("RANK", 0, low=0)
         args = build_parser().parse_args(argv)
         return {"pretrain": cmd_pretrain, "generate": cmd_generate, "export": cmd_export, "runs": cmd_runs}[
             args.command
@@ -126,7 +127,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from core.tokenizers import get_tokenizer
     from core.train import TrainSettings, make_trainer
 
-    world, rank = _init_distributed(args.device)
+    world, rank = init_from_env(args.device)
     try:
         cfg, settings, corpus = _pretrain_inputs(args)
         if world > 1 and settings.device == "auto":  # each rank trains on the device torchrun gave it
@@ -150,7 +151,6 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def _pretrain_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     """The model config, training settings and corpus description a `pretrain` command line asks for."""
-    import json
 
     from core import runs
     from core.config import GPTConfig
@@ -173,9 +173,11 @@ def _pretrain_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]
     base: dict[str, Any] = {}
     if args.config:
         try:
-            base = json.loads(args.config.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise LabError(f"Could not read the model config {args.config} ({err}); give a JSON file.") from None
+            text = args.config.read_bytes()
+        except OSError as err:
+            raise LabError(f"Could not read the model config {args.config} ({err.strerror or err}); give a JSON "
+                           "file.") from None
+        base = parse_json_safely(text, f"The model config {args.config}", "give a JSON object of config fields")
         if not isinstance(base, dict):
             raise LabError(f"{args.config} must hold a JSON object of model config fields.")
     cfg = GPTConfig.preset(args.preset, **{**base, **model_over})
@@ -250,22 +252,6 @@ def _install_stop_handlers(stop: threading.Event) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
-
-
-# ------------------------------------------------------------------------------------------- distributed
-def _init_distributed(device: str | None) -> tuple[int, int]:
-    """Join the torchrun process group when WORLD_SIZE > 1; returns (world size, rank)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 1, 0
-    import torch
-    import torch.distributed as dist
-
-    use_cuda = torch.cuda.is_available() and (device or "auto") not in ("cpu", "mps")
-    if use_cuda:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group("nccl" if use_cuda else "gloo")
-    return dist.get_world_size(), dist.get_rank()
 
 
 def _dist_backend() -> str:

@@ -4,10 +4,12 @@ several processes (``torchrun``, DDP) agree on a loss, a stop request and an eva
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.distributed as dist
 
-from core.errors import LabError
+from core.errors import LabError, shown
 from core.train_config import _cuda_index
 
 
@@ -66,3 +68,31 @@ def any_rank(flag: bool, world: int, device: torch.device) -> bool:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         flag = bool(t.item())
     return flag
+
+
+# ------------------------------------------------------------------------------------------- torchrun
+def init_from_env(device: str | None) -> tuple[int, int]:
+    """Join the torchrun process group when WORLD_SIZE > 1; returns (world size, rank)."""
+    world = env_int("WORLD_SIZE", 1, low=1)
+    if world <= 1:
+        return 1, 0
+    use_cuda = torch.cuda.is_available() and (device or "auto") not in ("cpu", "mps")
+    if use_cuda:
+        torch.cuda.set_device(env_int("LOCAL_RANK", 0, low=0))
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return dist.get_world_size(), dist.get_rank()
+
+
+def env_int(name: str, default: int, low: int) -> int:
+    """A whole-number environment variable (torchrun's RANK, WORLD_SIZE…): LabError for ``RANK=two``."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip()) if len(raw) < 20 else None
+    except ValueError:
+        value = None
+    if value is None or value < low:
+        raise LabError(f"The environment variable {name}={shown(raw)} is not a whole number of at least {low}; "
+                       "unset it, or start the command with torchrun, which sets it.")
+    return value

@@ -110,14 +110,28 @@ def test_resume_continues_a_cli_run(workspace, capsys):
         (["generate", "--run-id", "../etc"], "run id '../etc' is not allowed"),
         (["generate"], "One of the arguments --checkpoint --run-id is required"),
         (["bogus"], "invalid choice: 'bogus'"),
+        (["pretrain", "--corpus", "c.txt", "--seed", "18446744073709551616"], "seed must be at most"),
+        (["pretrain", "--corpus", "c.txt", "--config", "deep.json"], "is not readable JSON (it is nested far too"),
+        (["pretrain", "--corpus", "c.txt", "--config", "list.json"], "must hold a JSON object"),
     ],
 )  # fmt: skip
 def test_bad_arguments_exit_2_with_one_sentence(argv, expected, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "c.txt").write_text("tiny")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "list.json").write_text("[1, 2]")
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and expected in err and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name, value", [("RANK", "two"), ("WORLD_SIZE", "-3"), ("RANK", "9" * 5000)])
+def test_bad_torchrun_variables_are_one_sentence(name, value, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(name, value)
+    assert main(["pretrain", "--corpus", "builtin", "--steps", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: The environment variable {name}=") and "\n" not in err and len(err) < 300
 
 
 def test_bad_arguments_in_a_real_process(tmp_path):
