@@ -1125,3 +1125,34 @@ def test_whole_number_labels_in_other_spellings_are_one_class():
     data = b"text,label\ngood day,1\nbad day,0\nfine day,01\nawful day,+0\n"
     df, info = parse_table_upload(data, "nums.csv")
     assert sorted(df["label"].unique()) == ["0", "1"] and info["label_counts"] == {"1": 2, "0": 2}
+
+
+# -------------------------------------------------------------------------------- bad weights fail at load
+def _rewritten(tmp_path: Path, change: Callable[[dict], dict]) -> Path:
+    """A tiny lab checkpoint whose tensors were changed by ``change``, header metadata kept."""
+    from safetensors import safe_open
+
+    path = ck.save(GPTModel(GPTConfig.preset("tiny", n_layers=1)), tmp_path / "m.safetensors")
+    with safe_open(path, "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    save_file(change(tensors), tmp_path / "bad.safetensors", metadata=meta)
+    return tmp_path / "bad.safetensors"
+
+
+def test_half_precision_weights_load_as_float32_and_run(tmp_path):
+    path = _rewritten(tmp_path, lambda ts: {k: v.half() for k, v in ts.items()})
+    model = ck.load(path).model
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert model(torch.tensor([[1, 2, 3]])).shape == (1, 3, 50257)
+
+
+def test_nan_or_infinite_weights_are_refused_at_load(tmp_path):
+    def poison(ts):
+        ts["tok_emb.weight"][3, 5] = float("nan")
+        return ts
+
+    with pytest.raises(LabError, match="tok_emb.weight holds NaN or infinite numbers"):
+        ck.load(_rewritten(tmp_path, poison))
+    inf = _rewritten(tmp_path, lambda ts: {**ts, "final_norm.scale": ts["final_norm.scale"] * float("inf")})
+    with pytest.raises(LabError, match="final_norm.scale holds NaN or infinite"):
+        ck.load(inf)
