@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import LabError, check_choice, check_int, check_known_keys, check_number
+from core.errors import LabError, check_choice, check_int, check_known_keys, check_number, shown
 
 GPT2_VOCAB_SIZE = 50257
 
@@ -73,6 +73,9 @@ class GPTConfig:
                 f"emb_dim ({self.emb_dim}) must be divisible by n_heads ({self.n_heads}) so every head gets "
                 f"the same width; try n_heads = {_divisor_hint(self.emb_dim, self.n_heads)}."
             )
+        for name in ("qkv_bias", "tie_weights"):  # "no" or 0 must not silently mean True or False
+            if not isinstance(getattr(self, name), bool):
+                raise LabError(f"{name} must be True or False, got {shown(getattr(self, name))}.")
         check_number(self.drop_rate, "drop_rate", low=0, high=1, high_open=True, fix="0.1 is GPT-2's, 0 turns it off")
         check_number(self.ln_eps, "ln_eps", low=0, high=1, low_open=True, high_open=True, fix="use e.g. 1e-5")
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from core import checkpoint as ck
 from core.config import GPT2_VOCAB_SIZE, MAX_SIZES, PRESETS, GPTConfig
-from core.errors import LabError, parse_json_safely, shown
+from core.errors import LabError, check_int, check_number, parse_json_safely, shown
 from core.model import GPTModel
 from core.safetensors_check import Header, fmt_count, read_header
 
@@ -259,16 +259,19 @@ def _cfg_from_hf_json(where: Path, d: dict[str, Any]) -> GPTConfig:
         raise LabError(f"{where} uses the {shown(act)} activation but GPTModel has tanh-GELU; pick a standard GPT-2.")
     if d.get("scale_attn_by_inverse_layer_idx") or d.get("scale_attn_weights", True) is False:
         raise LabError(f"{where} scales attention differently from GPT-2, which GPTModel can't reproduce.")
-    try:
-        emb, vocab, heads, layers = (int(d[k]) for k in ("n_embd", "vocab_size", "n_head", "n_layer"))
-        context = int(d.get("n_positions", d.get("n_ctx", 1024)))
-        inner = int(d.get("n_inner") or 4 * emb)
-        eps = float(d.get("layer_norm_epsilon", 1e-5))
-    except KeyError as err:
-        raise LabError(f"{where} has no {err.args[0]!r} entry; fix it or remove it to infer sizes from weights.") \
-            from err
-    except (TypeError, ValueError, OverflowError) as err:  # OverflowError: int(Infinity)
-        raise LabError(f"{where} has a malformed size ({shown(str(err), limit=80)}); fix it or remove it.") from err
+    missing = next((k for k in ("n_embd", "vocab_size", "n_head", "n_layer") if k not in d), None)
+    if missing:
+        raise LabError(f"{where} has no {missing!r} entry; fix it or remove it to infer sizes from weights.")
+    fix = "fix it or remove the file to infer sizes from the weights"
+
+    def size(key: str, value: Any) -> int:  # 64.9 or true is a damaged file, never 64 or 1
+        return check_int(value, f"{where}'s {key}", low=1, fix=fix)
+
+    emb, vocab, heads, layers = (size(k, d[k]) for k in ("n_embd", "vocab_size", "n_head", "n_layer"))
+    context = size("n_positions", d.get("n_positions", d.get("n_ctx", 1024)))
+    inner = size("n_inner", d.get("n_inner") or 4 * emb)
+    eps = check_number(d.get("layer_norm_epsilon", 1e-5), f"{where}'s layer_norm_epsilon", low=0, low_open=True,
+                       fix=fix)
     if emb <= 0 or inner % emb:
         raise LabError(
             f"{where} has n_inner={fmt_count(inner)}, not a multiple of n_embd={fmt_count(emb)}, which GPTModel needs."

@@ -26,6 +26,7 @@ from typing import Any
 
 from core.errors import LabError, json_or_problem, shown
 
+MAX_TENSORS = 100_000  # far beyond any GPT (GPT-2 XL: 581); a longer list is a hostile header
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 """A real header is a few kB per hundred tensors; anything near this is hostile or corrupt."""
 DTYPE_BYTES = {
@@ -65,7 +66,11 @@ def read_header(path: Path) -> Header:
         raise LabError(f"There is no file at {path}; check the path, or save a model there first.")
     if path.is_dir():
         raise LabError(f"{path} is a folder, not a checkpoint file; pick the .safetensors file inside it.")
+    if not path.is_file():  # a FIFO or a device would block the read forever, or never end
+        raise LabError(f"{path} is not a regular file (a pipe or a device?); give the path of a .safetensors file.")
     file_size, n, raw = _raw_header(path)
+    if raw.count(b'"data_offsets"') > MAX_TENSORS:  # counted before parsing: parsing a million entries is slow
+        raise invalid(path, f"its header lists over {MAX_TENSORS:,} tensors (GPT-2 XL has under 600)")
     parsed, problem = json_or_problem(raw)  # never raises: deep nesting, 5,000-digit numbers, bad UTF-8 …
     if problem is not None:
         raise invalid(path, f"its header is not readable JSON: {problem}")
@@ -74,9 +79,20 @@ def read_header(path: Path) -> Header:
     metadata = parsed.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise invalid(path, "its __metadata__ is not a mapping of strings")
+    if len(parsed) > MAX_TENSORS:
+        raise invalid(path, f"its header lists {len(parsed):,} tensors (GPT-2 XL has under 600)")
     data_size = file_size - 8 - n
     tensors = {name: _tensor_entry(path, name, info, data_size) for name, info in parsed.items()}
+    _check_no_overlap(path, parsed)
     return Header(tensors=tensors, metadata=metadata, file_size=file_size)
+
+
+def _check_no_overlap(path: Path, entries: dict[str, Any]) -> None:
+    """Tensors may not share bytes: safetensors itself refuses such a file when it loads it."""
+    spans = sorted((info["data_offsets"][0], info["data_offsets"][1], name) for name, info in entries.items())
+    for (_, end, first), (begin, _, second) in zip(spans, spans[1:]):
+        if begin < end:
+            raise invalid(path, f"tensors {shown(first)} and {shown(second)} overlap in the file")
 
 
 def _raw_header(path: Path) -> tuple[int, int, bytes]:

@@ -88,3 +88,10 @@ def test_config_messages_stay_short_whatever_the_value(value):
     with pytest.raises(LabError, match="Unknown preset") as info:
         GPTConfig.preset(value)
     assert len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize("field", ["tie_weights", "qkv_bias"])
+@pytest.mark.parametrize("value", ["no", 0, 1, None, "False"])
+def test_switches_must_be_true_or_false(field, value):
+    with pytest.raises(LabError, match=f"{field} must be True or False"):
+        GPTConfig(**{field: value})

@@ -172,7 +172,9 @@ def test_hf_block_numbers_must_be_0_to_n_minus_1(tmp_path, tiny_model):
     ('{"n_embd": ' + "9" * 5000 + "}", "more than 4,300 digits"),
     ("[" * 100_000 + "]" * 100_000, "nested far too deeply"),
     ('{"n_embd": 32, "vocab_size": 101, "n_head": 4, "n_layer": 2000}', "n_layers must be at most"),
-    ('{"n_embd": Infinity, "vocab_size": 101, "n_head": 4, "n_layer": 2}', "malformed size"),
+    ('{"n_embd": Infinity, "vocab_size": 101, "n_head": 4, "n_layer": 2}', "n_embd must be a whole number, got inf"),
+    ('{"n_embd": 64.9, "vocab_size": 101, "n_head": 4, "n_layer": 2}', "n_embd must be a whole number, got 64.9"),
+    ('{"n_embd": 32, "vocab_size": 101, "n_head": true, "n_layer": 2}', "n_head must be a whole number, got True"),
     ('{"model_type": "' + "m" * 100_000 + '"}', "not GPT-2"),
 ])  # fmt: skip
 def test_hostile_hf_config_json(tmp_path, tiny_model, text, match):

@@ -303,7 +303,7 @@ def _hf_dir(files: dict[str, bytes | str]) -> Callable[[Ctx], Path]:
     return build
 
 
-def _hf_weights(ctx: Ctx, extra: dict | None = None) -> None:
+def _hf_weights(ctx: Ctx, extra: dict | None = None, data_bytes: int = 67584) -> None:
     """A tiny but well-formed HF-style header (wte, wpe, one MLP weight) in ``inp/gpt2/model.safetensors``."""
     tensors = {
         "wte.weight": {"dtype": "F32", "shape": [4, 64], "data_offsets": [0, 1024]},
@@ -311,7 +311,7 @@ def _hf_weights(ctx: Ctx, extra: dict | None = None) -> None:
         "h.0.mlp.c_fc.weight": {"dtype": "F32", "shape": [64, 256], "data_offsets": [2048, 67584]},
         **(extra or {}),
     }
-    _safetensors(ctx.inp / "gpt2" / "model.safetensors", tensors, bytes(67584))
+    _safetensors(ctx.inp / "gpt2" / "model.safetensors", tensors, bytes(data_bytes))
 
 
 def _hf_with_config(config: str) -> Callable[[Ctx], Path]:
@@ -560,8 +560,10 @@ def _hf_blocks(*names: str) -> Callable[[Ctx], Path]:
     """The tiny HF header of _hf_weights plus one 64-float tensor per name (no config.json beside it)."""
 
     def build(ctx: Ctx) -> Path:
-        extra = {name: {"dtype": "F32", "shape": [64], "data_offsets": [0, 256]} for name in names}
-        _hf_weights(ctx, extra)
+        end = 67584  # after _hf_weights' own tensors: tensors never share bytes
+        extra = {name: {"dtype": "F32", "shape": [64], "data_offsets": [end + 256 * i, end + 256 * (i + 1)]}
+                 for i, name in enumerate(names)}
+        _hf_weights(ctx, extra, data_bytes=end + 256 * len(names))
         return ctx.inp / "gpt2" / "model.safetensors"
 
     return build
@@ -663,7 +665,7 @@ CASES: list[Case] = [
            lambda p, c: ck.load_hf_gpt2(p), "not GPT-2"),
     reject("hf-config-json-malformed-size", _hf_with_config('{"n_embd": "wide", "vocab_size": 4, "n_head": 1, '
                                                            '"n_layer": 1}'),
-           lambda p, c: ck.load_hf_gpt2(p), "malformed size"),
+           lambda p, c: ck.load_hf_gpt2(p), "n_embd must be a whole number, got 'wide'"),
     reject("hf-config-json-deeply-nested", _hf_with_config("[" * 100_000 + "]" * 100_000),
            lambda p, c: ck.load_hf_gpt2(p)),
     reject("hf-config-json-5000-digit-number", _hf_with_config(f'{{"n_embd": {BIG_INT}}}'),
@@ -687,7 +689,7 @@ CASES: list[Case] = [
            lambda p, c: ck.load_hf_gpt2(p), "n_layers must be at most", limit=HANG_LIMIT_S),
     reject("hf-config-json-infinite-width",
            _hf_with_config('{"n_embd": Infinity, "vocab_size": 4, "n_head": 1, "n_layer": 1}'),
-           lambda p, c: ck.load_hf_gpt2(p), "malformed size"),
+           lambda p, c: ck.load_hf_gpt2(p), "n_embd must be a whole number, got inf"),
     reject("hf-config-json-over-1-mb", _hf_with_config(" " * 2**21 + "{}"), lambda p, c: ck.load_hf_gpt2(p),
            "larger than 1 MB"),
     # --- GPT-2 weights a user uploads, names or downloads (core.pretrained) -----------------------------------
@@ -1156,3 +1158,11 @@ def test_nan_or_infinite_weights_are_refused_at_load(tmp_path):
     inf = _rewritten(tmp_path, lambda ts: {**ts, "final_norm.scale": ts["final_norm.scale"] * float("inf")})
     with pytest.raises(LabError, match="final_norm.scale holds NaN or infinite"):
         ck.load(inf)
+
+
+def test_a_lone_surrogate_in_uploaded_json_is_one_sentence():
+    from core.datasets import parse_instruction_upload
+
+    data = b'[{"instruction": "Say \\ud800 hi", "input": "", "output": "hi"}]'
+    with pytest.raises(LabError, match=r"Record 0 of x.json .* has a broken character .* in 'instruction'"):
+        parse_instruction_upload(data, "x.json")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
 import random
 import struct
+import time
 
 import pytest
 import torch
@@ -96,3 +99,33 @@ def test_message_parts_stay_short():
     assert len(fmt_shape([10**5000])) < 60
     assert fmt_names(["x" * 100]) == "x" * 59 + "…"
     assert fmt_names(list("abcde"), k=2) == "a, b and 3 more"
+
+
+def _header_file(path, header: dict, data: bytes = b"") -> None:
+    raw = json.dumps(header).encode()
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data)
+
+
+def test_overlapping_tensors_are_refused_from_the_header(tmp_path):
+    path = tmp_path / "overlap.safetensors"
+    _header_file(path, {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                        "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, bytes(12))
+    with pytest.raises(LabError, match="tensors 'a' and 'b' overlap"):
+        read_header(path)
+
+
+def test_a_million_entry_header_is_refused_quickly(tmp_path):
+    path = tmp_path / "many.safetensors"
+    _header_file(path, {f"t{i}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]} for i in range(1_000_000)})
+    start = time.perf_counter()
+    with pytest.raises(LabError, match="lists over 100,000 tensors"):
+        read_header(path)
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")
+def test_a_named_pipe_is_refused_instead_of_blocking(tmp_path):
+    fifo = tmp_path / "model.safetensors"
+    os.mkfifo(fifo)
+    with pytest.raises(LabError, match="is not a regular file"):
+        read_header(fifo)

@@ -281,6 +281,11 @@ def _check_record(rec: Any, where: str) -> dict[str, str]:
                            "(a string), not a number, list or object.")
         if key != "input" and not value.strip():
             raise LabError(f"{where} has an empty {shown(key)}; fill it in or remove the record.")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # JSON's "\ud800" escape: half of a character, no text can hold it
+            raise LabError(f"{where} has a broken character (an unpaired \\ud800-\\udfff escape) in {shown(key)}; "
+                           "fix that escape or export the file again.") from None
         out[key] = value
     return out
 
