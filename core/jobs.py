@@ -21,21 +21,20 @@ Example:
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from core.access import check_access
 from core.errors import LabError
-from core.limits import current_limits
+from core.limits import current_limits, env_max_jobs
 from core.runs import default_run_id, validate_run_id
 
 ACTIVE = ("queued", "running")
-DEFAULT_MAX_JOBS = 1
 KEEP_FINISHED = 20
 
 
@@ -161,7 +160,7 @@ class JobRegistry:
     """
 
     def __init__(self, max_jobs: int | None = None, keep_finished: int = KEEP_FINISHED) -> None:
-        self.max_jobs = max_jobs if max_jobs is not None else _env_max_jobs()
+        self.max_jobs = max_jobs if max_jobs is not None else env_max_jobs()
         self.keep_finished = keep_finished
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -195,13 +194,35 @@ class JobRegistry:
             JobBusyError: the cap on concurrent jobs is reached.
             LabError: a job for ``run_id`` is already running, or the run id is not a safe name.
         """
+        with self.reserve(run_id, kind, owner, info) as job:
+            return self.launch(job, target)
+
+    @contextmanager
+    def reserve(self, run_id: str, kind: str = "pretrain", owner: str | None = None,
+                info: dict[str, Any] | None = None) -> Iterator[Job]:
+        """Hold a slot for ``run_id`` (a queued job, counted as active) while the caller builds what the job needs.
+
+        Two presses of Start at once cannot both pass the check and both build a trainer: the second one finds
+        the slot taken. If the body raises before :meth:`launch`, the slot is given back.
+        """
         validate_run_id(run_id)
         with self._lock:
             self._check(run_id)
             self._cleanup_locked(None)
             job = Job(run_id, kind, owner, info)
             self._jobs[run_id] = job
-            job._thread = threading.Thread(target=job._run, args=(target,), name=f"job-{run_id}", daemon=True)
+        try:
+            yield job
+        finally:
+            if job._thread is None:  # never launched: give the slot back
+                with self._lock:
+                    if self._jobs.get(run_id) is job:
+                        del self._jobs[run_id]
+
+    def launch(self, job: Job, target: Callable[[Job], Any]) -> Job:
+        """Run ``target(job)`` in a daemon thread for a job :meth:`reserve` holds; returns the job."""
+        with self._lock:
+            job._thread = threading.Thread(target=job._run, args=(target,), name=f"job-{job.run_id}", daemon=True)
             job._thread.start()
         return job
 
@@ -241,15 +262,6 @@ class JobRegistry:
         return len(drop)
 
 
-def _env_max_jobs() -> int:
-    raw = os.environ.get("LLMLAB_MAX_JOBS", "")
-    try:
-        value = int(raw)
-    except ValueError:
-        return DEFAULT_MAX_JOBS
-    return value if value >= 1 else DEFAULT_MAX_JOBS
-
-
 _REGISTRY: JobRegistry | None = None
 _REGISTRY_LOCK = threading.Lock()
 
@@ -286,10 +298,14 @@ def start_training_job(
 
     jobs = jobs or registry()
     run_id = validate_run_id(run_id) if run_id is not None else default_run_id(label)
-    jobs.check_can_start(run_id)  # before the trainer touches the run folder (resume recovers files)
-    trainer = make_trainer(model_cfg, settings, token_ids, runs_dir, run_id, owner=owner, **trainer_options)
     total = settings.max_steps
+    with jobs.reserve(run_id, "pretrain", owner, {"max_steps": total}) as job:  # before the trainer touches the folder
+        trainer = make_trainer(model_cfg, settings, token_ids, runs_dir, run_id, owner=owner, **trainer_options)
+        return jobs.launch(job, _training_target(trainer, run_id, total))
 
+
+def _training_target(trainer: Any, run_id: str, total: int) -> Callable[[Job], Any]:
+    """The job body of a pretraining run: train, reporting every record to the job."""
     def target(job: Job) -> Any:
         job.update(progress=trainer.step / total, message=f"Training {run_id} on {trainer.device}")
 
@@ -302,4 +318,4 @@ def start_training_job(
 
     # The job keeps no reference to the trainer once it is done, so a finished job holds no model in memory;
     # load the checkpoint from the run folder to use the trained model.
-    return jobs.start(run_id, target, kind="pretrain", owner=owner, info={"max_steps": total})
+    return target

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import LabError
@@ -58,7 +58,7 @@ class Limits:
     max_batch: int | None = None
     max_new_tokens: int | None = None
     max_upload_mb: int = 50
-    max_jobs: int = 1
+    max_jobs: int = field(default_factory=lambda: env_max_jobs())
     torch_threads: int | None = None
     allow_gpt2: bool = True
 
@@ -66,7 +66,7 @@ class Limits:
     def hosted(cls) -> Limits:
         """The hosted-demo caps (see the module docstring for why these numbers)."""
         return cls(demo=True, max_params=20_000_000, max_context=256, max_steps=2_000, max_batch=32,
-                   max_new_tokens=200, max_upload_mb=5, max_jobs=1, torch_threads=1, allow_gpt2=False)
+                   max_new_tokens=200, max_upload_mb=5, torch_threads=1, allow_gpt2=False)
 
     @classmethod
     def local(cls) -> Limits:
@@ -152,9 +152,20 @@ class Limits:
                  f"batch ≤ {self.max_batch}" if self.max_batch else "",
                  f"≤ {self.max_new_tokens} new tokens per generation" if self.max_new_tokens else "",
                  f"uploads ≤ {self.max_upload_mb} MB",
-                 f"{self.max_jobs} training job at a time for everyone",
+                 f"{self.max_jobs} training job{'s' if self.max_jobs > 1 else ''} at a time for everyone",
                  "no GPT-2 weights" if not self.allow_gpt2 else ""]
         return [p for p in parts if p]
+
+
+def env_max_jobs(env: Mapping[str, str] | None = None) -> int:
+    """How many background jobs may run at once: ``LLMLAB_MAX_JOBS`` (a whole number from 1 to 64), default 1.
+
+    The registry and the note the demo shows both read it here, so what visitors are told is what runs.
+    """
+    raw = str((os.environ if env is None else env).get("LLMLAB_MAX_JOBS", "")).strip()
+    if raw.isdigit() and len(raw) <= 2 and 1 <= int(raw) <= 64:
+        return int(raw)
+    return 1
 
 
 def demo_requested(env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> bool:

@@ -31,6 +31,7 @@ from safetensors import safe_open
 from core.access import owner_of
 from core.errors import LabError, json_or_problem, parse_json_safely, shown
 from core.fileio import atomic_write, atomic_write_bytes, atomic_write_json, fsync_dir, is_write_failure  # noqa: F401
+from core.limits import current_limits
 from core.optim_state import (  # noqa: F401
     OPTIM_FORMAT,
     _int_or_none,
@@ -72,10 +73,15 @@ def validate_run_id(run_id: Any) -> str:
 
 
 def default_run_id(label: str = "run", now: float | None = None) -> str:
-    """A run id from the local time and a label, e.g. ``20261123-101500-mini``."""
+    """A run id from the local time and a label, e.g. ``20261123-101500-mini``.
+
+    In the hosted demo four random hex digits follow (``…-mini-3fa2``): two visitors pressing Start in the same
+    second must not pick the same id.
+    """
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     clean = re.sub(r"[^A-Za-z0-9._-]", "-", label)[:40].lstrip(".") or "run"
-    return validate_run_id(f"{stamp}-{clean}")
+    suffix = f"-{uuid.uuid4().hex[:4]}" if current_limits().demo else ""
+    return validate_run_id(f"{stamp}-{clean}{suffix}")
 
 
 def run_path(runs_dir: str | os.PathLike, run_id: str) -> Path:

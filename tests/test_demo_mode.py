@@ -225,7 +225,7 @@ def test_demo_only_the_starter_sees_and_may_stop_a_run(demo):
         assert not any(run_id in h.value for h in visitor.subheader), "another visitor's dashboard is shown"
         visitor.button(key="pt_start").click().run()
         busy = [w.value for w in visitor.warning if "Another training job" in w.value]
-        assert busy and run_id not in busy[0], busy
+        assert busy and run_id not in busy[0], (busy, [e.value for e in visitor.error])
     finally:
         for job in registry().list():
             job.stop()

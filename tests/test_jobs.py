@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -165,3 +166,49 @@ def test_diverged_training_is_a_failed_job(tmp_path):
     snap = job.snapshot()
     assert snap["status"] == "failed" and snap["outcome"] == "diverged" and "became NaN" in snap["message"]
     assert jobs_mod.ACTIVE == ("queued", "running")
+
+
+def test_simultaneous_starts_build_one_trainer(tmp_path, monkeypatch):
+    """Three Start presses at once: one job, one trainer built; the others get the busy sentence at once."""
+    import core.train as train_mod
+
+    built, real = [], train_mod.make_trainer
+
+    def counting(*a, **kw):
+        built.append(kw.get("owner"))
+        time.sleep(0.3)  # building a trainer takes a while: the window the presses used to race through
+        return real(*a, **kw)
+
+    monkeypatch.setattr(train_mod, "make_trainer", counting)
+    reg, outcomes = JobRegistry(max_jobs=1), []
+
+    def press(i: int) -> None:
+        try:
+            outcomes.append(start_training_job(CFG, settings(max_steps=2), corpus_ids(), tmp_path, f"r{i}", jobs=reg))
+        except JobBusyError as err:
+            outcomes.append(err)
+
+    threads = [threading.Thread(target=press, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    jobs = [o for o in outcomes if not isinstance(o, Exception)]
+    assert len(jobs) == 1 and len(built) == 1 and sum(isinstance(o, JobBusyError) for o in outcomes) == 2
+    assert jobs[0].wait(60) and jobs[0].status == "finished"
+
+
+def test_a_failed_build_gives_the_slot_back(tmp_path):
+    reg = JobRegistry(max_jobs=1)
+    with pytest.raises(LabError):
+        start_training_job(CFG, settings(), corpus_ids()[:10], tmp_path, "short", jobs=reg)
+    assert reg.active() == [] and reg.get("short") is None
+
+
+def test_the_demo_note_tells_the_job_cap_that_runs(monkeypatch):
+    from core.limits import Limits
+
+    monkeypatch.setenv("LLMLAB_MAX_JOBS", "3")
+    assert JobRegistry().max_jobs == 3 and "3 training jobs at a time for everyone" in Limits.hosted().describe()
+    monkeypatch.setenv("LLMLAB_MAX_JOBS", "lots")
+    assert JobRegistry().max_jobs == 1 == Limits.hosted().max_jobs

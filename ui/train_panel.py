@@ -220,7 +220,8 @@ def start_controls(cfg: GPTConfig | None, settings: TrainSettings | None, corpus
     """Run id + Start. A job already running gives the busy sentence as a warning; bad input its LabError."""
     n = st.session_state.setdefault("pt_idn", 0)  # a new widget after each start, with a fresh default id
     c = st.columns([3, 1], vertical_alignment="bottom")
-    run_id = c[0].text_input(f"Run id (its folder in {runs_dir()})", default_run_id(st.session_state.get(
+    where = "its folder name" if state.limits().demo else f"its folder in {runs_dir()}"  # no server paths in the demo
+    run_id = c[0].text_input(f"Run id ({where})", default_run_id(st.session_state.get(
         "pt_preset", "tiny")), key=f"pt_run_id_{n}")
     ready = cfg is not None and settings is not None and corpus is not None
     if c[1].button("Start training", type="primary", key="pt_start", icon=":material/play_arrow:",
