@@ -46,6 +46,7 @@ class Limits:
         max_batch: windows (or examples) per training step.
         max_new_tokens: tokens one generation may add.
         max_upload_mb: size of one uploaded file, in MB (also set in ``.streamlit/config.toml``).
+        max_storage_mb: disk for all runs and stored corpora together; the oldest go first (:mod:`core.quota`).
         max_jobs: background jobs (training, fine-tuning) running at once in the whole server.
         torch_threads: CPU threads PyTorch may use (None: its default), so training leaves a core for the pages.
         allow_gpt2: whether GPT-2 weights may be loaded (from a path or downloaded).
@@ -58,6 +59,7 @@ class Limits:
     max_batch: int | None = None
     max_new_tokens: int | None = None
     max_upload_mb: int = 50
+    max_storage_mb: int | None = None
     max_jobs: int = field(default_factory=lambda: env_max_jobs())
     torch_threads: int | None = None
     allow_gpt2: bool = True
@@ -66,7 +68,8 @@ class Limits:
     def hosted(cls) -> Limits:
         """The hosted-demo caps (see the module docstring for why these numbers)."""
         return cls(demo=True, max_params=20_000_000, max_context=256, max_steps=2_000, max_batch=32,
-                   max_new_tokens=200, max_upload_mb=5, torch_threads=1, allow_gpt2=False)
+                   max_new_tokens=200, max_upload_mb=5, max_storage_mb=2_000, torch_threads=1,
+                   allow_gpt2=False)
 
     @classmethod
     def local(cls) -> Limits:

@@ -19,6 +19,7 @@ from core.errors import LabError
 from core.fileio import atomic_write_bytes
 from core.jobs import Job, registry, start_training_job
 from core.limits import current_limits
+from core.quota import make_room
 from core.runs import RUN_FILE, read_json, run_path
 from core.train import TrainSettings
 from core.train_plan import resume_spec
@@ -91,6 +92,8 @@ def start_pretraining(
     ids = ids if ids is not None else encode_corpus(corpus.text, tok)
     run_id = run_id.strip()
     registry().check_can_start(run_id)  # before anything is written
+    make_room(runs_dir, current_limits(), {j.run_id for j in registry().active()}, data_dir() / "corpora",
+              incoming=100_000_000)  # the hosted demo's disk quota: the oldest runs make way
     source = corpus.source or str(store_corpus(corpus.text))
     return start_training_job(cfg, settings, ids, runs_dir, run_id, tokenizer=tok, owner=owner_tag(visitor),
                               corpus={"source": source, "title": corpus.title})
