@@ -72,15 +72,36 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
         with open(tmp, "r+b") as f:  # on disk before the rename makes it the real file
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as err:
-        why = err.strerror or err
-        raise LabError(f"Could not write {path} ({why}); check the disk space and permissions.") from err
+    except Exception as err:  # noqa: BLE001 - re-raised unless it is a disk refusing the write
+        refused = as_os_error(err)
+        if refused is None:
+            raise
+        why = refused.strerror or refused
+        raise LabError(f"Could not write {path} ({why}); check the disk space and permissions.") from refused
     finally:
         try:
             tmp.unlink(missing_ok=True)  # after a successful replace it is already gone
         except OSError:  # the folder itself is gone or is now a file: there is no temporary file to remove
             pass
     fsync_dir(path.parent)
+
+
+def as_os_error(err: BaseException) -> OSError | None:
+    """``err`` as the OSError it is or wraps (a library's "I/O error: No space left on device (os error 28)"
+    becomes ``OSError(28, …)``), or None when it is not about the disk. Any library's write failure (ENOSPC,
+    EFBIG, EROFS…) then reads the same to the caller.
+
+    Example:
+        >>> as_os_error(RuntimeError("I/O error: File too large (os error 27)")).errno
+        27
+    """
+    if isinstance(err, OSError):
+        return err
+    match = re.search(r"\(os error (\d{1,4})\)", str(err)[:2000])
+    if match is None:
+        return None
+    code = int(match[1])
+    return OSError(code, os.strerror(code))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

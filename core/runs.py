@@ -17,6 +17,7 @@ uses pickle: tensors are safetensors, everything else JSON.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -213,9 +214,15 @@ def commit_checkpoint(run_dir: Path, write_model: Any, write_optimizer: Any, sta
     """
     model, optim = run_dir / MODEL_FILE, run_dir / OPTIMIZER_FILE
     try:
-        write_model(_next(model))
-        write_optimizer(_next(optim))
-        atomic_write_json(run_dir / STATE_FILE, state)  # commit: from here on the .next files are "the" checkpoint
+        try:
+            write_model(_next(model))
+            write_optimizer(_next(optim))
+            atomic_write_json(run_dir / STATE_FILE, state)  # commit: from here on the .next files are "the" one
+        except (OSError, LabError):  # not committed: the last checkpoint stands, the half-saved one goes
+            for nxt in (_next(model), _next(optim)):
+                with contextlib.suppress(OSError):
+                    nxt.unlink(missing_ok=True)
+            raise
         for final in (model, optim):
             os.replace(_next(final), final)
     except OSError as err:  # e.g. the run folder vanished mid-save; recover_checkpoint sorts out what is left
