@@ -4,11 +4,14 @@ lives, so a run cut off by a restart or a kill is told apart from one another pr
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import socket
 from pathlib import Path
 from typing import Any
 
+from core.errors import LabError
 from core.fileio import (  # noqa: F401
     atomic_write,  # every file of a run is written through core.fileio
     atomic_write_bytes,
@@ -70,3 +73,54 @@ def _process_start(pid: int) -> int | None:
         return int(fields[19]) if fields else None
     except (IndexError, ValueError):
         return None
+
+
+# ------------------------------------------------------------------------------------------------ run lock
+LOCK_FILE = ".lock"
+
+
+def acquire_run_lock(run_dir: Path) -> Path:
+    """Claim ``run_dir`` for this process (a ``.lock`` file holding :func:`process_tag`); return the lock path.
+
+    A lock left by a process that has died (a kill, a restart) is taken over; one held by a live process of
+    this machine, or of another machine that still writes, refuses. A lock of this same process is taken over
+    too: within one process the job registry already keeps two jobs off one run.
+
+    Raises:
+        LabError: another live process is training this run.
+    """
+    lock = Path(run_dir) / LOCK_FILE
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            if not _lock_is_stale(lock):
+                raise LabError(f"Run {Path(run_dir).name!r} is being trained by another process right now; wait "
+                               "for it to finish (or stop it) before resuming it, or pick another run id.") from None
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(process_tag(), f)
+        return lock
+    raise LabError(f"Could not claim run {Path(run_dir).name!r}: its lock file keeps changing; try again.")
+
+
+def release_run_lock(lock: Path | None) -> None:
+    """Remove a lock :func:`acquire_run_lock` took (if it is still this process's)."""
+    if lock is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(lock.read_text()).get("pid") == os.getpid():
+            lock.unlink()
+
+
+def _lock_is_stale(lock: Path) -> bool:
+    try:
+        tag = json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return True  # unreadable or half-written: no live process can be relying on it
+    if isinstance(tag, dict) and tag.get("pid") == os.getpid() and tag.get("host") == socket.gethostname():
+        return True
+    return process_alive(tag) is False

@@ -23,6 +23,16 @@ from core.errors import LabError
 class RunRecorder:
     """Run-folder I/O of a :class:`core.train.Trainer` (uses its model, optimizer, settings and step)."""
 
+    def _open_run(self, resume: bool) -> None:
+        """Claim the run folder (one process at a time, see :func:`core.run_process.acquire_run_lock`), then
+        load it (``resume``) or start it fresh; the claim is given back if that fails."""
+        self._lock = runs.acquire_run_lock(self.run_dir) if self.run_dir is not None and self.rank == 0 else None
+        try:
+            self._load() if resume else self._fresh()
+        except BaseException:
+            runs.release_run_lock(self._lock)
+            raise
+
     def _load(self) -> None:
         if self.run_dir is None:
             raise LabError("resume=True needs the run folder to continue; pass run_dir.")

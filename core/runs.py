@@ -42,7 +42,7 @@ from core.optim_state import (  # noqa: F401
     set_rng_states,
 )
 from core.run_check import MAX_STEP, STATUSES, check_record  # noqa: F401
-from core.run_process import process_alive, process_tag  # noqa: F401
+from core.run_process import acquire_run_lock, process_alive, process_tag, release_run_lock  # noqa: F401
 
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"

@@ -149,10 +149,7 @@ class Trainer(RunRecorder, Evaluation):
         self.status, self.message = "ready", ""
         self._rng: int | dict[str, torch.Tensor] = self.settings.seed  # a seed (fresh) or saved states
         self._started = False
-        if resume:
-            self._load()
-        else:
-            self._fresh()
+        self._open_run(resume)
         self.param_names = [name for name, _ in self.model.named_parameters()]
         self.ddp = None
         if self.world > 1:
@@ -249,7 +246,14 @@ class Trainer(RunRecorder, Evaluation):
         """Train, yielding a :class:`MetricRecord` after every step; ``self.status`` tells how it ended.
 
         Stopping (``stop_event.is_set()``, or closing the generator) writes a checkpoint at the current step.
+        The run folder's lock is released however training ends.
         """
+        try:
+            yield from self._records(stop_event)
+        finally:
+            runs.release_run_lock(self._lock)
+
+    def _records(self, stop_event: Any) -> Iterator[MetricRecord]:
         if self._started:
             raise LabError("This trainer has already run; create a new one with resume=True to continue.")
         self._started = True
