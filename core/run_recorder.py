@@ -33,6 +33,21 @@ class RunRecorder:
             runs.release_run_lock(self._lock)
             raise
 
+    def _never_saved(self) -> bool:
+        """Whether the run folder holds an attempt that ended before its first checkpoint (nothing to resume), so a
+        fresh start may take the folder over. The caller holds the run lock: no live process trains it."""
+        if any((self.run_dir / name).exists() for name in (runs.MODEL_FILE, runs.STATE_FILE)):
+            return False
+        try:
+            data = runs.read_json(self.run_dir / runs.RUN_FILE)
+        except LabError:
+            return False  # a damaged record is listed as broken; it is not silently replaced
+        if data.get("checkpoint_step") is not None:
+            return False
+        self.notes.append("This run id was used by an attempt that stopped before its first checkpoint; it "
+                          "starts over.")
+        return True
+
     def _load(self) -> None:
         if self.run_dir is None:
             raise LabError("resume=True needs the run folder to continue; pass run_dir.")

@@ -202,7 +202,7 @@ class Trainer(RunRecorder, Evaluation):
     def _fresh(self) -> None:
         # Every rank checks; none can see rank 0's run.json yet, as rank 0 writes it only after DDP's constructor,
         # a collective that waits for all ranks.
-        if self.run_dir is not None and (self.run_dir / runs.RUN_FILE).exists():
+        if self.run_dir is not None and (self.run_dir / runs.RUN_FILE).exists() and not self._never_saved():
             raise LabError(
                 f"A run named {self.run_dir.name!r} already exists in {self.run_dir.parent}; pick another run id "
                 "or resume it."

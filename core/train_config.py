@@ -48,6 +48,9 @@ class TrainSettings:
             or when stopped. Needs a run folder.
         device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"mps"``.
         precision: ``"fp32"`` or ``"bf16-autocast"`` (falls back to fp32, with a note, where unsupported).
+        schedule_steps: the step where the cosine decay ends (None: ``max_steps``). A resumed run that is asked
+            for more (or fewer) steps keeps its own schedule, so the steps it had planned get the learning
+            rates they would have had; steps beyond it train at the minimum.
     """
 
     max_steps: int = 200
@@ -70,6 +73,7 @@ class TrainSettings:
     checkpoint_every: int | None = None
     device: str = "auto"
     precision: str = "fp32"
+    schedule_steps: int | None = None
 
     def __post_init__(self) -> None:
         for name, low, fix in _WHOLE_SETTINGS:
@@ -121,7 +125,7 @@ _WHOLE_SETTINGS = (  # (name, lowest value, what to do), checked by TrainSetting
     ("sample_tokens", 0, "use 0 for no sample text"),
     ("seed", 0, "any whole number such as 123 works"),
     ("context_length", 1, _UNSET), ("stride", 1, _UNSET), ("eval_batches", 1, _UNSET), ("sample_every", 0, _UNSET),
-    ("checkpoint_every", 0, _UNSET),
+    ("checkpoint_every", 0, _UNSET), ("schedule_steps", 1, _UNSET),
 )
 _REQUIRED = {"max_steps", "batch_size", "warmup_steps", "eval_every", "sample_tokens", "seed"}
 
@@ -148,15 +152,15 @@ def lr_at(step: int, settings: TrainSettings) -> float:
     """Learning rate of optimizer step ``step`` (1-based): linear warmup, then cosine decay to the minimum.
 
     Steps 1 … W (W = ``warmup_steps``) climb linearly to the peak ``lr`` (reached exactly at step W); steps
-    W … ``max_steps`` follow half a cosine from ``lr`` down to ``lr * min_lr_ratio`` (reached exactly at
-    ``max_steps``); later steps stay at the minimum. Step 0 (before training) gives 0 with warmup, else ``lr``.
+    W … ``max_steps`` (or ``schedule_steps``) follow half a cosine from ``lr`` down to ``lr * min_lr_ratio``
+    (reached exactly there); later steps stay at the minimum. Step 0 (before training) gives 0 with warmup, else ``lr``.
 
     Example:
         >>> s = TrainSettings(max_steps=100, lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
         >>> lr_at(5, s), lr_at(10, s), round(lr_at(100, s), 6)
         (0.0005, 0.001, 0.0001)
     """
-    peak, w, total = settings.lr, settings.warmup_steps, settings.max_steps
+    peak, w, total = settings.lr, settings.warmup_steps, settings.schedule_steps or settings.max_steps
     low = peak * settings.min_lr_ratio
     if w and step <= w:
         return peak * max(step, 0) / w

@@ -138,5 +138,24 @@ def resume_spec(run_dir: str | Path, **changes: Any) -> ResumeSpec:
     run_dir = Path(run_dir)
     data = runs.read_run(run_dir)
     cfg = GPTConfig.from_dict(data["model_config"])
-    settings = TrainSettings.from_dict(data["settings"]).replace(**{k: v for k, v in changes.items() if v is not None})
+    own = TrainSettings.from_dict(data["settings"])
+    changes = {k: v for k, v in changes.items() if v is not None}
+    done = max(data.get("checkpoint_step") or 0, _committed_step(run_dir))
+    if "max_steps" in changes:
+        if changes["max_steps"] <= done:
+            raise LabError(f"Run {run_dir.name!r} is already at step {done:,}; ask for more steps than that "
+                           f"(e.g. {done * 2:,}) to train on.")
+        changes.setdefault("schedule_steps", own.schedule_steps or own.max_steps)  # the plan it was made with
+    settings = own.replace(**changes)
     return ResumeSpec(run_dir=run_dir, cfg=cfg, settings=settings, corpus=dict(data.get("corpus") or {}))
+
+
+def _committed_step(run_dir: Path) -> int:
+    """The step of the last committed checkpoint (trainer_state.json; run.json can lag it after a kill), or 0."""
+    from core import runs
+
+    try:
+        step = runs.read_json(run_dir / runs.STATE_FILE).get("step")
+    except LabError:
+        return 0
+    return step if isinstance(step, int) and not isinstance(step, bool) and 0 < step <= runs.MAX_STEP else 0

@@ -51,7 +51,8 @@ def test_a_second_process_cannot_resume_a_run_that_trains_and_a_killed_ones_lock
     finally:
         trainer.send_signal(signal.SIGKILL)
         trainer.wait(30)
-    resumed = _cli(runs, "--resume", "--steps", "12")  # the dead process's lock is stale: taken over
+    done = json.loads((runs / "r" / "trainer_state.json").read_text())["step"]
+    resumed = _cli(runs, "--resume", "--steps", str(done + 2))  # the dead process's lock is stale: taken over
     assert resumed.returncode == 0, resumed.stderr[-1500:]
     assert json.loads((runs / "r" / "run.json").read_text())["status"] == "finished"
     assert not (runs / "r" / LOCK_FILE).exists(), "the lock is released when training ends"
