@@ -46,6 +46,7 @@ class Limits:
         max_batch: windows (or examples) per training step.
         max_new_tokens: tokens one generation may add.
         max_upload_mb: size of one uploaded file, in MB (also set in ``.streamlit/config.toml``).
+        max_train_mb: the estimated peak memory of one training run (:func:`core.train.estimate_training_memory`).
         max_storage_mb: disk for all runs and stored corpora together; the oldest go first (:mod:`core.quota`).
         max_jobs: background jobs (training, fine-tuning) running at once in the whole server.
         torch_threads: CPU threads PyTorch may use (None: its default), so training leaves a core for the pages.
@@ -60,6 +61,7 @@ class Limits:
     max_new_tokens: int | None = None
     max_upload_mb: int = 50
     max_storage_mb: int | None = None
+    max_train_mb: int | None = None
     max_jobs: int = field(default_factory=lambda: env_max_jobs())
     torch_threads: int | None = None
     allow_gpt2: bool = True
@@ -68,7 +70,7 @@ class Limits:
     def hosted(cls) -> Limits:
         """The hosted-demo caps (see the module docstring for why these numbers)."""
         return cls(demo=True, max_params=20_000_000, max_context=256, max_steps=2_000, max_batch=32,
-                   max_new_tokens=200, max_upload_mb=5, max_storage_mb=2_000, torch_threads=1,
+                   max_new_tokens=200, max_upload_mb=5, max_storage_mb=2_000, max_train_mb=1_200, torch_threads=1,
                    allow_gpt2=False)
 
     @classmethod
@@ -104,6 +106,13 @@ class Limits:
         if n_bytes > self.max_upload_mb * 1_000_000:
             raise LabError(f"That {what} is {n_bytes / 1e6:,.1f} MB and the limit here is {self.max_upload_mb} MB; "
                            "upload a smaller file.")
+
+    def check_memory(self, n_bytes: int) -> None:
+        """Refuse a run whose estimated peak memory is above the demo's budget for one run."""
+        if self.max_train_mb is not None and n_bytes > self.max_train_mb * 1_000_000:
+            raise LabError(f"This run would need about {n_bytes / 1e9:,.1f} GB of memory at its peak and the hosted "
+                           f"demo allows {self.max_train_mb / 1000:,.1f} GB per run; use a smaller batch or context, "
+                           f"or dropout 0, {ELSEWHERE}.")
 
     def check_text(self, text: str, what: str = "pasted text") -> None:
         """Refuse typed or pasted text larger than an upload may be (the same cap, counted in UTF-8 bytes)."""

@@ -70,6 +70,10 @@ def check_caps(cfg: GPTConfig, settings: TrainSettings) -> None:
     caps.check_model(cfg)
     caps.check_steps(settings.max_steps)
     caps.check_batch(settings.batch_size)
+    if caps.max_train_mb is not None:  # the estimate the pre-flight panel shows, on the device the run would use
+        from core.train_memory import estimate_training_memory
+
+        caps.check_memory(estimate_training_memory(cfg, settings)["total_bytes"])
 
 
 def start_pretraining(

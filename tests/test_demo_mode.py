@@ -103,7 +103,9 @@ def demo(monkeypatch, tmp_path):
 def test_pretraining_start_refuses_runs_above_the_caps(demo):
     from core.pretrain_job import Corpus, check_caps, start_pretraining
 
-    check_caps(GPTConfig.preset("mini"), TrainSettings(max_steps=2_000, batch_size=32))
+    check_caps(GPTConfig.preset("mini"), TrainSettings(max_steps=2_000, batch_size=8))
+    with pytest.raises(LabError, match=r"would need about 3\.2 GB of memory at its peak .* allows 1\.2 GB per run"):
+        check_caps(GPTConfig.preset("mini"), TrainSettings(max_steps=2_000, batch_size=32))  # 32·128 logits
     with pytest.raises(LabError, match="2,000 steps"):
         start_pretraining(GPTConfig.preset("tiny"), TrainSettings(max_steps=5_000), Corpus("x " * 5000, "", "t"),
                           "too-long", demo / "runs")

@@ -290,7 +290,7 @@ def test_memory_estimate_and_refusal(monkeypatch):
     est = estimate_training_memory(cfg, TrainSettings(batch_size=8), device="cpu")
     assert est["n_params"] == count_parameters(GPTModel(cfg))
     assert est["weights_bytes"] == 4 * est["n_params"] and est["optimizer_bytes"] == 8 * est["n_params"]
-    assert est["activations_bytes"] == 8 * 64 * 64 * 2 * 34 + 8 * 64 * 50257 * 8
+    assert est["activations_bytes"] == 8 * 64 * 64 * 2 * 48 + 8 * 64 * 50257 * 14 and est["attention_bytes"] == 0
     monkeypatch.setattr(train_memory, "available_memory", lambda device: 1000)
     with pytest.raises(LabError, match=r"but only 0\.00 GB is free on cpu; use a smaller batch size"):
         Trainer(CFG, settings(), corpus_ids())
