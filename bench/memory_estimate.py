@@ -1,7 +1,8 @@
 """How close is the memory pre-flight to real peaks? Estimated vs measured peak RSS over a grid, and a refit.
 
-Each configuration trains two steps in a fresh process (``ru_maxrss`` is per process, measured after the imports)
-on one thread. The peer is the measurement itself: the report prints estimate ÷ peak per configuration and the
+Each configuration trains two steps in a fresh process on one thread; the peak is the growth of its VmHWM after
+the imports (``ru_maxrss`` would carry the parent's peak across exec). The peer is the measurement itself: the
+report prints estimate ÷ peak per configuration and the
 least-squares coefficients (bytes per parameter, per logit, per block activation, per attention weight) that the
 formula in :func:`core.train_memory.estimate_training_memory` rounds.
 
