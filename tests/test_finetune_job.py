@@ -187,3 +187,18 @@ def test_instruction_splits_and_xray(tok):
     assert len(plain) == 2 and len(plain[0]) == len(masked[0])
     assert sum(c["counts"] for c in masked[0]) < sum(c["counts"] for c in plain[0])
     assert sum(c["counts"] for c in masked[0]) >= 2  # the answer and the end-of-text still count
+
+
+def test_stop_frees_the_job_slot_within_seconds(tiny, tok):
+    """Stop during training: the 'after' answers are skipped, so the slot is free at once, not after 40 answers."""
+    import time
+
+    jobs = JobRegistry(max_jobs=1)
+    settings = InstructSettings(max_steps=400, n_eval=40, max_new_tokens=200, eval_every=1)
+    job = start_instruct_job(tiny, tok, load_instructions("builtin-instructions"), settings, jobs=jobs)
+    while not job.records and job.active:
+        time.sleep(0.02)
+    start = time.perf_counter()
+    job.stop()
+    assert job.wait(30) and time.perf_counter() - start < 10.0
+    assert job.status == "stopped" and jobs.active() == []
