@@ -6,6 +6,7 @@ Screenshots go to $LLMLAB_ARTIFACTS/screenshots (default: artifacts/screenshots)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -45,13 +46,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    """Start the app once per session with its own empty runs/ and data directories."""
+@contextlib.contextmanager
+def app_server(work: Path, **env_extra: str):
+    """Run the app on a free port with its own runs/ and data folders under ``work``; yields its URL."""
     port = _free_port()
-    work = tmp_path_factory.mktemp("e2e")
     env = dict(os.environ, LLMLAB_RUNS_DIR=str(work / "runs"), LLMLAB_DATA_DIR=str(work / "data"),
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1", **env_extra)
     log = open(work / "server.log", "w")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
@@ -70,13 +70,22 @@ def server(tmp_path_factory):
     else:
         proc.kill()
         pytest.fail("streamlit did not start within 60 s: " + (work / "server.log").read_text()[-2000:])
-    yield url
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """Start the app once per session with its own empty runs/ and data directories."""
+    with app_server(tmp_path_factory.mktemp("e2e")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
