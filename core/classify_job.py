@@ -148,10 +148,12 @@ def start_classify_job(model: GPTModel, tokenizer: Any, df: pd.DataFrame, settin
     return job
 
 
-def misclassified(evaluation: Mapping[str, Any], limit: int = 50) -> pd.DataFrame:
-    """The test examples the classifier got wrong, with the probability it gave its (wrong) answer."""
+def misclassified(evaluation: Mapping[str, Any], limit: int | None = None) -> pd.DataFrame:
+    """Every test example the classifier got wrong (or the first ``limit``), the most confident mistakes first,
+    with the probability it gave its wrong answer."""
     rows = [{"text": e["text"], "true label": e["label"], "predicted": e["pred"], "confidence": max(e["probs"])}
             for e in evaluation["per_example"] if e["label"] != e["pred"]]
+    rows.sort(key=lambda r: -r["confidence"])
     return pd.DataFrame(rows[:limit], columns=["text", "true label", "predicted", "confidence"])
 
 

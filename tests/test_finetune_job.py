@@ -202,3 +202,12 @@ def test_stop_frees_the_job_slot_within_seconds(tiny, tok):
     job.stop()
     assert job.wait(30) and time.perf_counter() - start < 10.0
     assert job.status == "stopped" and jobs.active() == []
+
+
+def test_the_misclassified_list_holds_every_mistake_most_confident_first():
+    per = [{"text": f"m{i}", "label": "ham", "pred": "spam" if i < 152 else "ham", "probs": [0.4 - i / 1e4, 0.6]}
+           for i in range(300)]
+    per[7]["probs"] = [0.01, 0.99]
+    wrong = misclassified({"per_example": per})
+    assert len(wrong) == 152 and wrong.iloc[0]["text"] == "m7" and list(wrong["confidence"])[0] == 0.99
+    assert len(misclassified({"per_example": per}, limit=5)) == 5

@@ -17,7 +17,7 @@ from core.journey import next_page, page_info
 
 log = logging.getLogger("llm_scratch_lab")
 
-MAX_TEXT_CHARS = 20_000  # beyond this, pages work on a truncated copy and say so
+MAX_TEXT_CHARS = 50_000  # beyond this, pages work on a truncated copy and say so (The Verdict, 20,479, fits whole)
 
 
 @contextmanager

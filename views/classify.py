@@ -91,7 +91,8 @@ if result is not None and snap["status"] in ("finished", "stopped") and result.d
     left, right = st.columns([1, 2])
     left.plotly_chart(confusion_figure(ev["confusion"], d["labels"]), width="stretch", key="cls_confusion")
     wrong = ft.misclassified(ev)
-    right.markdown(f"**Misclassified test messages** ({len(wrong)} of {len(ev['per_example'])})")
+    right.markdown(f"**Misclassified test messages**: {len(wrong):,} of {len(ev['per_example']):,}, the most "
+                   "confident mistakes first")
     right.dataframe(wrong, hide_index=True, width="stretch", height=min(250, 35 * len(wrong) + 38),
                     column_config={"confidence": st.column_config.NumberColumn(format="percent")})
     if result.model is not None:
