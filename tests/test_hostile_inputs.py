@@ -1166,3 +1166,18 @@ def test_a_lone_surrogate_in_uploaded_json_is_one_sentence():
     data = b'[{"instruction": "Say \\ud800 hi", "input": "", "output": "hi"}]'
     with pytest.raises(LabError, match=r"Record 0 of x.json .* has a broken character .* in 'instruction'"):
         parse_instruction_upload(data, "x.json")
+
+
+def test_the_uci_sms_file_uploads_as_the_book_reads_it(shared_data):
+    """The header-less, extension-less SMSSpamCollection (label, TAB, text) gives the book's 5,572 rows."""
+    from core.datasets import parse_table_upload
+
+    path = shared_data / "SMSSpamCollection.tsv"
+    if not path.is_file():
+        pytest.skip("SMSSpamCollection.tsv is not in the shared data folder")
+    df, info = parse_table_upload(path.read_bytes(), "SMSSpamCollection")
+    assert len(df) == 5572 and info["label_counts"] == {"ham": 4825, "spam": 747} and info["delimiter"] == "\t"
+    small, _ = parse_table_upload(b"ham\tsee you at noon\nspam\tWIN a prize now\nham\tok, thanks\n", "sms")
+    assert list(small["label"]) == ["ham", "spam", "ham"] and small["text"][2] == "ok, thanks"
+    with_header, info = parse_table_upload(b"label\ttext\nham\thi there\nspam\twin now\nham\tok\n", "t.tsv")
+    assert len(with_header) == 3 and info["label_col"] == "label"

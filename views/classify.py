@@ -37,8 +37,8 @@ if spec["kind"] == "preset":
 source, df = dataset_source("classification", "cls", "Upload a CSV/TSV")
 if source == "upload":
     with guard("reading the upload"):
-        up = uploader("A table with a header row: one text column, one label column",
-                      type=["csv", "tsv", "txt"], key="cls_upload")
+        up = uploader("A CSV/TSV table: one text column and one label column (a header row, or none as in the "
+                      "UCI SMSSpamCollection file)", key="cls_upload")  # any name: the content is checked
         if up is not None:
             cols = [GUESS, *ft.upload_columns(up.getvalue(), up.name)]
             a, b = st.columns(2)

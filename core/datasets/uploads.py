@@ -87,11 +87,17 @@ def parse_text_upload(data: bytes, filename: str, max_bytes: int | None = MAX_TE
 
 # ------------------------------------------------------------------------------------------------- tables
 def _delimiter(text: str, filename: str) -> str:
-    """Tab for .tsv/.tab; otherwise whichever of , TAB ; | occurs most in the header line (comma on a tie)."""
+    """Tab for .tsv/.tab; otherwise the one of TAB , ; | that splits the first lines into the same number of cells
+    (tab first on a tie: prose holds commas, not tabs), else whichever occurs most in the first line."""
     if Path(filename).suffix.lower() in (".tsv", ".tab"):
         return "\t"
-    header = text.split("\n", 1)[0]
-    counts = {d: header.count(d) for d in (",", "\t", ";", "|")}
+    lines = [ln for ln in text[:200_000].split("\n")[:20] if ln.strip()]
+    for d in ("\t", ",", ";", "|"):
+        counts = {ln.count(d) for ln in lines}
+        if len(counts) == 1 and counts != {0}:
+            return d
+    header = lines[0] if lines else ""
+    counts = {d: header.count(d) for d in ("\t", ",", ";", "|")}
     best = max(counts, key=lambda d: counts[d])
     return best if counts[best] else ","
 
@@ -113,6 +119,24 @@ def _read_rows(text: str, filename: str, delim: str, max_rows: int) -> list[tupl
         raise LabError(f"Line {reader.line_num} of {filename} could not be read ({err}); check its quote "
                        "characters or save the file again from your spreadsheet as CSV.") from None
     return [(start, cells) for start, cells, _ in rows]
+
+
+def _headerless_pair(rows: list[tuple[int, list[str]]]) -> list[str] | None:
+    """``["label", "text"]`` (in the file's order) for a two-column file without a header, like the UCI
+    ``SMSSpamCollection`` the book reads (``ham<TAB>Go until jurong point…``); None when the first row is a header.
+
+    The first row is data when its short cell repeats further down the same column (a label such as ``ham``),
+    which a column name never does, and the other cell holds words.
+    """
+    if len(rows) < 3 or len(rows[0][1]) != 2:
+        return None
+    first = [c.strip() for c in rows[0][1]]
+    later = [[c.strip() for c in cells] for _, cells in rows[1:200] if len(cells) == 2]
+    for k in (0, 1):
+        column = {cells[k] for cells in later}
+        if first[k] and first[k] in column and len(column) <= MAX_LABELS and re.search(r"[^\W\d_]", first[1 - k]):
+            return ["label", "text"] if k == 0 else ["text", "label"]
+    return None
 
 
 def _check_header(header: list[str], filename: str) -> list[str]:
@@ -210,7 +234,9 @@ def parse_table_upload(data: bytes, filename: str, text_col: str | None = None, 
                        max_bytes: int | None = MAX_TABLE_BYTES) -> tuple[pd.DataFrame, dict[str, Any]]:
     """An uploaded CSV/TSV classification table as a DataFrame with string columns ``text`` and ``label``.
 
-    The first row must be a header. The delimiter is a tab for .tsv, otherwise sniffed from the header line.
+    The first row must be a header, except in a two-column file whose first row is plainly data (the UCI
+    ``SMSSpamCollection``: label, TAB, text, no header). The delimiter is a tab for .tsv, otherwise sniffed from
+    the first line.
     Without ``text_col``/``label_col``, known header names (text, message… / label, class…) are used, else the
     text column is the one with the longest strings and the label column one with 2–20 distinct values. Rows
     with an empty text are dropped and counted. Cells are never evaluated: ``=1+1``, ``+44…``, ``-5``, ``@me``
@@ -227,9 +253,10 @@ def parse_table_upload(data: bytes, filename: str, text_col: str | None = None, 
     text = _decode(data, filename, max_bytes)
     delim = _delimiter(text, filename)
     rows = _read_rows(text, filename, delim, max_rows)
-    header = _check_header(rows[0][1], filename)
+    headerless = _headerless_pair(rows)
+    header = headerless or _check_header(rows[0][1], filename)
     body, lines, dropped = [], [], 0
-    for line, cells in rows[1:]:
+    for line, cells in rows[0 if headerless else 1:]:
         if not any(c.strip() for c in cells):
             dropped += 1  # blank line or a row of empty cells
             continue
