@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,38 +49,51 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def app_server(work: Path, **env_extra: str):
-    """Run the app on a free port with its own runs/ and data folders under ``work``; yields its URL."""
+def app_server(work: Path, *, inside_work: bool = False, timeout_s: float = 60.0,
+               **env_extra: str) -> Iterator[str]:
+    """``streamlit run app.py`` on a free localhost port with empty runs/ and data folders under ``work``.
+
+    ``inside_work``: run the server from ``work`` (with a copy of ``.streamlit/config.toml``) so the pages show the
+    runs folder as plain ``runs`` rather than a temporary path, as they do for someone who runs the app themselves.
+    The file watcher is off: the tests edit no source, and a file saved elsewhere during the run (an editor, a
+    checkout) would otherwise pop up Streamlit's "source changed" prompt and keep the status widget busy.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    cwd, dirs = ROOT, {"LLMLAB_RUNS_DIR": str(work / "runs"), "LLMLAB_DATA_DIR": str(work / "data")}
+    if inside_work:
+        (work / ".streamlit").mkdir(exist_ok=True)
+        shutil.copy(ROOT / ".streamlit" / "config.toml", work / ".streamlit" / "config.toml")
+        cwd, dirs = work, {"LLMLAB_RUNS_DIR": "runs", "LLMLAB_DATA_DIR": "data"}
     port = _free_port()
-    env = dict(os.environ, LLMLAB_RUNS_DIR=str(work / "runs"), LLMLAB_DATA_DIR=str(work / "data"),
-               PYTHONUNBUFFERED="1", **env_extra)
-    log = open(work / "server.log", "w")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
+    env = dict(os.environ, **dirs, PYTHONUNBUFFERED="1", **env_extra)
+    log_path = work / "server.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
+             "--browser.gatherUsageStats", "false"],
+            cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
         try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start within 60 s: " + (work / "server.log").read_text()[-2000:])
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.time() + timeout_s
+            while True:
+                try:
+                    with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    if proc.poll() is not None or time.time() > deadline:
+                        raise RuntimeError("streamlit did not start: " + log_path.read_text()[-2000:]) from None
+                    time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from tests.conftest import ROOT
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.e2e.test_journey import app_server, walk_journey
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, app_server
+from tests.e2e.test_journey import walk_journey
 
 OUT = ROOT / "assets" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 800}

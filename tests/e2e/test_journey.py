@@ -12,22 +12,14 @@ regenerate the README's screenshots.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import shutil
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.e2e.conftest import _free_port, screenshot, wait_for_app
+from tests.e2e.conftest import app_server, screenshot, wait_for_app
 
 #: ``shot(page, name, focus)``: called once per page; ``focus`` is the locator of the page's key result (or None).
 Shot = Callable[[Any, str, Any], None]
@@ -42,53 +34,6 @@ TITLES = ("Start here", "Tokenizer", "Sampling windows", "Embeddings", "Attentio
 
 
 # ============================================================================================== the app server
-@contextlib.contextmanager
-def app_server(work: Path, *, inside_work: bool = False, timeout_s: float = 60.0) -> Iterator[str]:
-    """``streamlit run app.py`` on a free localhost port with empty runs/ and data folders under ``work``.
-
-    ``inside_work``: run the server from ``work`` (with a copy of ``.streamlit/config.toml``) so the pages show the
-    runs folder as plain ``runs`` rather than a temporary path, as they do for someone who runs the app themselves.
-    The file watcher is off: the journey edits no source, and a file saved elsewhere during the run (an editor, a
-    checkout) would otherwise pop up Streamlit's "source changed" prompt and keep the status widget busy.
-    """
-    work.mkdir(parents=True, exist_ok=True)
-    cwd, dirs = ROOT, {"LLMLAB_RUNS_DIR": str(work / "runs"), "LLMLAB_DATA_DIR": str(work / "data")}
-    if inside_work:
-        (work / ".streamlit").mkdir(exist_ok=True)
-        shutil.copy(ROOT / ".streamlit" / "config.toml", work / ".streamlit" / "config.toml")
-        cwd, dirs = work, {"LLMLAB_RUNS_DIR": "runs", "LLMLAB_DATA_DIR": "data"}
-    port = _free_port()
-    env = dict(os.environ, **dirs, PYTHONUNBUFFERED="1")
-    log_path = work / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
-             "--browser.gatherUsageStats", "false"],
-            cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.time() + timeout_s
-            while True:
-                try:
-                    with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    if proc.poll() is not None or time.time() > deadline:
-                        raise RuntimeError("streamlit did not start: " + log_path.read_text()[-2000:]) from None
-                    time.sleep(0.5)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-
-
 # =============================================================================================== page helpers
 def _main(page):
     return page.locator('[data-testid="stMainBlockContainer"]')
