@@ -15,14 +15,12 @@ from core.access import may_access, owner_of
 from core.errors import LabError
 from core.jobs import ACTIVE, registry
 from core.runs import (
-    MAX_STEP,
     MODEL_FILE,
     RUN_FILE,
-    STATE_FILE,
     RunSummary,
+    committed_step,
     list_runs,
     process_alive,
-    read_json,
     read_run,
 )
 
@@ -151,7 +149,7 @@ def _merged_state(run_id: str, runs_dir: str | Path) -> RunView | None:
         if status == "running":  # no job of this app trains it
             status = orphan_status(file, process=disk.get("process"))
             if status == "interrupted":  # the committed step, which run.json may not have caught up with
-                ckpt_step = _committed_step(run_dir, ckpt_step)
+                ckpt_step = committed_step(run_dir) or ckpt_step
             if status == "elsewhere":  # e.g. the CLI: follow its run.json (written at every evaluation)
                 active = True
                 message = ("Another process (for example `python -m core pretrain`) is training this run; the "
@@ -171,14 +169,5 @@ def _merged_state(run_id: str, runs_dir: str | Path) -> RunView | None:
         notes=list((disk or {}).get("notes", [])), checkpoint=model if model.exists() else None,
         checkpoint_step=ckpt_step, owner=(job.owner if job is not None else None) or owner_of(disk),
     )  # fmt: skip
-
-
-def _committed_step(run_dir: Path, fallback: int | None) -> int | None:
-    """The step of the run's last committed checkpoint (trainer_state.json), or ``fallback`` if unreadable."""
-    try:
-        step = read_json(run_dir / STATE_FILE).get("step")
-    except LabError:
-        return fallback
-    return step if isinstance(step, int) and not isinstance(step, bool) and 0 < step <= MAX_STEP else fallback
 
 

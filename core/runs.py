@@ -203,6 +203,16 @@ def file_step(path: Path) -> int | None:
     return _int_or_none(extra.get("step")) if isinstance(extra, dict) else None
 
 
+def committed_step(run_dir: Path) -> int | None:
+    """The step of the run's last committed checkpoint (``trainer_state.json``; run.json can lag it after a
+    kill), or None when there is none or it cannot be read."""
+    try:
+        step = read_json(Path(run_dir) / STATE_FILE).get("step")
+    except LabError:
+        return None
+    return step if isinstance(step, int) and not isinstance(step, bool) and 0 < step <= MAX_STEP else None
+
+
 def commit_checkpoint(run_dir: Path, write_model: Any, write_optimizer: Any, state: dict[str, Any]) -> None:
     """Save model + optimizer + trainer state so that the three always belong to the same step.
 

@@ -140,7 +140,7 @@ def resume_spec(run_dir: str | Path, **changes: Any) -> ResumeSpec:
     cfg = GPTConfig.from_dict(data["model_config"])
     own = TrainSettings.from_dict(data["settings"])
     changes = {k: v for k, v in changes.items() if v is not None}
-    done = max(data.get("checkpoint_step") or 0, _committed_step(run_dir))
+    done = max(data.get("checkpoint_step") or 0, runs.committed_step(run_dir) or 0)
     if "max_steps" in changes:
         if changes["max_steps"] <= done:
             raise LabError(f"Run {run_dir.name!r} is already at step {done:,}; ask for more steps than that "
@@ -148,14 +148,3 @@ def resume_spec(run_dir: str | Path, **changes: Any) -> ResumeSpec:
         changes.setdefault("schedule_steps", own.schedule_steps or own.max_steps)  # the plan it was made with
     settings = own.replace(**changes)
     return ResumeSpec(run_dir=run_dir, cfg=cfg, settings=settings, corpus=dict(data.get("corpus") or {}))
-
-
-def _committed_step(run_dir: Path) -> int:
-    """The step of the last committed checkpoint (trainer_state.json; run.json can lag it after a kill), or 0."""
-    from core import runs
-
-    try:
-        step = runs.read_json(run_dir / runs.STATE_FILE).get("step")
-    except LabError:
-        return 0
-    return step if isinstance(step, int) and not isinstance(step, bool) and 0 < step <= runs.MAX_STEP else 0
