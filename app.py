@@ -8,11 +8,12 @@ import streamlit as st
 
 from core.journey import PAGES
 from ui.frame import sidebar_frame
-from ui.state import adopt_demo_secret, limits
+from ui.state import adopt_demo_secret, keep_page_settings, limits
 
 st.set_page_config(page_title="LLM Scratch Lab", page_icon=":material/neurology:", layout="wide")
 adopt_demo_secret()  # LLMLAB_DEMO may come from st.secrets on Streamlit Community Cloud
 limits().apply_torch_threads()
+keep_page_settings()  # a page's settings outlive a visit to another page
 
 sections: dict[str, list] = {}
 for info in PAGES:

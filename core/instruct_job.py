@@ -26,6 +26,7 @@ from core.instruct import (
     score_responses,
     train_instruct,
 )
+from core.instruct_score import SCORE_HELP  # noqa: F401  (the page shows the definitions)
 from core.jobs import Job, JobRegistry, registry
 from core.limits import current_limits
 from core.model import GPTModel
@@ -86,7 +87,7 @@ def _respond(job: Job, model: nn.Module, tokenizer: Any, entries: list[dict], ma
         job.update(progress=lo + (hi - lo) * i / max(len(entries), 1),
                    message=f"Generating {what} responses: {i + 1}/{len(entries)}")
         out += generate_responses(model, tokenizer, [entry], max_new_tokens=max_new_tokens)
-    return out + [""] * (len(entries) - len(out))
+    return out  # shorter than entries when Stop came first
 
 
 def start_instruct_job(model: GPTModel, tokenizer: Any, records: Sequence[Mapping[str, Any]],
@@ -113,7 +114,6 @@ def start_instruct_job(model: GPTModel, tokenizer: Any, records: Sequence[Mappin
     notes += train_ds.notes
     check_planned_steps(len(train_ds), s.batch_size, s.epochs, s.max_steps)
     entries = test[: s.n_eval]
-    refs = [e["output"] for e in entries]
 
     def target(job: Job) -> FinetuneResult:
         m = copy.deepcopy(model)
@@ -134,20 +134,40 @@ def start_instruct_job(model: GPTModel, tokenizer: Any, records: Sequence[Mappin
                              on_record=on_record, stop_event=job.stop_event, seed=s.seed)
         after = _respond(job, m, tokenizer, entries, s.max_new_tokens, 0.9, 1.0, "'after'")
         details = {"entries": entries, "before": before, "after": after, "notes": notes,
-                   "score_before": score_responses(before, refs), "score_after": score_responses(after, refs),
                    "sizes": (len(train), len(val), len(test)), "steps": run.steps, "tokens_seen": run.tokens_seen,
-                   "json": export_responses_json(entries, after)}
+                   **_scores(entries, before, after)}
         status = "stopped" if job.stop_event.is_set() else "finished"
-        sa = details["score_after"]
-        msg = f"After {run.steps} steps: exact match {sa['exact_match']:.0%}, token F1 {sa['token_f1']:.2f}."
-        return FinetuneResult("instruct", status, asdict(s), run.records, m, details, msg)
+        return FinetuneResult("instruct", status, asdict(s), run.records, m, details, _summary(run.steps, details))
 
     job = jobs.start(run_id, target, kind="instruct", owner=owner_tag(visitor))
     release_old_models(jobs, "instruct")
     return job
 
 
+def _scores(entries: list[dict], before: list[str], after: list[str]) -> dict[str, Any]:
+    """Before/after scores over the test examples answered both times (Stop can leave the answers short):
+    ``score_before``, ``score_after`` (None when nothing was answered after training), ``answered`` (how many
+    of the ``entries`` were answered before and after) and ``json`` (the answered records, the book's format)."""
+    k = min(len(before), len(after))
+    refs = [e["output"] for e in entries[:k]]
+    return {"answered": {"before": len(before), "after": len(after), "of": len(entries)},
+            "score_before": score_responses(before[:k], refs) if k else None,
+            "score_after": score_responses(after[:k], refs) if k else None,
+            "json": export_responses_json(entries[: len(after)], after)}
+
+
+def _summary(steps: int, details: Mapping[str, Any]) -> str:
+    sa, answered = details["score_after"], details["answered"]
+    if sa is None:
+        return (f"Stopped after {steps} steps, before it answered the test prompts again: there is no "
+                "after-fine-tuning score. Start again and let the job finish to compare.")
+    part = "" if answered["after"] == answered["of"] else f" (on the {sa['n']} of {answered['of']} prompts answered " \
+        "before Stop)"
+    return f"After {steps} steps: exact match {sa['exact_match']:.0%}, token F1 {sa['token_f1']:.2f}{part}."
+
+
 EMPTY = "∅ (empty: it stopped at once)"
+NOT_ANSWERED = "— (not answered: the job was stopped first)"
 
 
 def responses_table(details: Mapping[str, Any]) -> pd.DataFrame:
@@ -156,10 +176,13 @@ def responses_table(details: Mapping[str, Any]) -> pd.DataFrame:
     from core.instruct import exact_match, token_f1
 
     rows = []
-    for e, b, a in zip(details["entries"], details["before"], details["after"]):
+    before, after = details["before"], details["after"]
+    for i, e in enumerate(details["entries"][: len(before)]):
+        b, a = before[i], after[i] if i < len(after) else None
         rows.append({"instruction": e["instruction"] + (f"\n{e['input']}" if e.get("input") else ""),
-                     "reference": e["output"], "before": b or EMPTY, "after": a or EMPTY,
-                     "exact match after": bool(exact_match(a, e["output"])),
-                     "token F1 after": token_f1(a, e["output"])})
+                     "reference": e["output"], "before": b or EMPTY,
+                     "after": NOT_ANSWERED if a is None else a or EMPTY,
+                     "exact match after": None if a is None else bool(exact_match(a, e["output"])),
+                     "token F1 after": None if a is None else token_f1(a, e["output"])})
     return pd.DataFrame(rows)
 

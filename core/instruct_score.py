@@ -5,8 +5,8 @@ F1, a rough heuristic. A reference made only of words the normalisation drops (`
 dropping them, and an empty answer never matches a non-empty reference.
 
 Example:
-    >>> exact_match("", "the"), exact_match("The!", "the")
-    (0.0, 1.0)
+    >>> exact_match("", "the"), exact_match("  ", ""), exact_match("The!", "the")
+    (0.0, 0.0, 1.0)
 """
 
 from __future__ import annotations
@@ -19,6 +19,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.errors import LabError
+
+SCORE_HELP = {
+    "exact_match": "1 when the answer equals the reference after lowercasing and dropping punctuation and the "
+                   "articles a/an/the (SQuAD's normalisation), else 0; an empty or whitespace-only answer is 0.",
+    "token_f1": "the harmonic mean of precision and recall of the words the answer shares with the reference "
+                "(same normalisation), from 0 to 1; an empty answer is 0.",
+    "similarity": "a heuristic, not a judge: F1 of the character trigrams of the two normalised texts, from 0 to "
+                  "1; it rewards shared wording and spelling, not meaning.",
+}
 
 
 def _plain(text: str) -> str:
@@ -43,6 +52,8 @@ def _normalized_pair(pred: str, ref: str) -> tuple[str, str]:
 
 def exact_match(pred: str, ref: str) -> float:
     """1.0 if the answers are equal after :func:`normalize_answer`, else 0.0."""
+    if not str(pred).strip():
+        return 0.0
     p, r = _normalized_pair(pred, ref)
     return float(p == r)
 
@@ -54,6 +65,8 @@ def token_f1(pred: str, ref: str) -> float:
         >>> round(token_f1("The cat sat", "a cat sat down"), 3)
         0.8
     """
+    if not str(pred).strip():
+        return 0.0
     p, r = (text.split() for text in _normalized_pair(pred, ref))
     if not p or not r:
         return float(p == r)
@@ -70,6 +83,8 @@ def similarity_score(pred: str, ref: str, n: int = 3) -> float:
     The book scores responses with an LLM judge (Llama 3 via Ollama); without one this rewards answers that
     share wording and spelling with the reference. It does not understand meaning: treat it as a rough guide.
     """
+    if not str(pred).strip():
+        return 0.0
     a, b = (text.replace(" ", "_") for text in _normalized_pair(pred, ref))
     if len(a) < n or len(b) < n:
         return float(a == b)

@@ -202,6 +202,12 @@ def test_stop_frees_the_job_slot_within_seconds(tiny, tok):
     job.stop()
     assert job.wait(30) and time.perf_counter() - start < 10.0
     assert job.status == "stopped" and jobs.active() == []
+    d = job.result.details  # nothing was answered after training: no "after" score, and the result says why
+    assert d["answered"] == {"before": 40, "after": 0, "of": 40} and d["score_after"] is None
+    assert "before it answered the test prompts again" in job.result.message
+    table = responses_table(d)
+    assert len(table) == 40 and table["after"].str.startswith("— (not answered").all()
+    assert table["exact match after"].isna().all() and d["json"] == "[]"
 
 
 def test_the_misclassified_list_holds_every_mistake_most_confident_first():

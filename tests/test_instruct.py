@@ -132,7 +132,11 @@ def test_scores_on_hand_examples():
     assert exact_match("The Eiffel Tower.", "eiffel tower") == 1.0
     assert exact_match("Paris", "London") == 0.0
     assert token_f1("The cat sat", "a cat sat down") == pytest.approx(0.8)  # P = 2/2, R = 2/3
-    assert token_f1("", "") == 1.0 and token_f1("dog", "") == 0.0 and token_f1("x y", "z") == 0.0
+    assert token_f1("dog", "") == 0.0 and token_f1("x y", "z") == 0.0
+    # An empty or whitespace-only answer never matches, not even an empty reference.
+    for blank in ("", "   ", "\n\t"):
+        for ref in ("", " ", "Paris"):
+            assert exact_match(blank, ref) == token_f1(blank, ref) == similarity_score(blank, ref) == 0.0
     scores = score_responses(["Paris", "blue sky"], ["paris.", "The sky is blue"])
     assert scores["exact_match"] == 0.5 and scores["token_f1"] == pytest.approx(0.9) and scores["n"] == 2
     assert similarity_score("Hello, Anna!", "hello anna") == 1.0

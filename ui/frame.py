@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from core.device import best_device, describe_device
+from core.errors import LabError
 from core.limits import Limits
 from core.model_spec import default_runs_dir
+from core.pretrained import resolve_gpt2_path
 from core.run_view import visible_runs
-from ui.state import active_model_spec, describe_spec, limits, set_active_model, visitor
+from ui.state import MODEL_NOTICE, active_model_spec, describe_spec, limits, set_active_model, visitor
 
 
 def demo_note(caps: Limits) -> None:
@@ -33,6 +33,8 @@ def sidebar_frame() -> None:
         demo_note(caps)
         st.caption(f":material/memory: Device: **{describe_device(best_device())}**")
         st.caption(f":material/neurology: Active model: **{describe_spec(spec)}**")
+        if notice := st.session_state.get(MODEL_NOTICE):
+            st.warning(notice, icon=":material/link_off:")
         with st.expander("Change the active model", icon=":material/swap_horiz:"):
             sources = ["Preset (random init)", "Trained run"] + (["GPT-2 weights file"] if caps.allow_gpt2 else [])
             source = st.radio(
@@ -61,9 +63,10 @@ def sidebar_frame() -> None:
             else:
                 path = st.text_input("Path to model.safetensors (or its folder)", key="frame_hf_path")
                 if st.button("Load GPT-2 weights", key="frame_use_hf"):
-                    p = Path(path.strip()).expanduser()
-                    if not path.strip() or not p.exists():
-                        st.error("That path does not exist; give the full path to a GPT-2 model.safetensors file.")
+                    try:
+                        checked = resolve_gpt2_path(path)
+                    except LabError as err:
+                        st.error(str(err), icon=":material/error:")
                     else:
-                        set_active_model({"kind": "hf", "path": str(p)})
+                        set_active_model({"kind": "hf", "path": str(checked)})
                         st.rerun()

@@ -49,7 +49,10 @@ class JobPanel:
         """The run this page shows: this session's choice, else the one in the URL."""
         if self.session_key not in st.session_state:
             st.session_state[self.session_key] = st.query_params.get(self.url_param) if self.url_param else None
-        return st.session_state[self.session_key]
+        rid = st.session_state[self.session_key]
+        if self.url_param and rid is not None and st.query_params.get(self.url_param) != rid:
+            st.query_params[self.url_param] = rid  # back in the URL after a visit to another page
+        return rid
 
     def watch(self, run_id: str | None) -> None:
         """Show ``run_id`` from now on (and put it in the URL); None forgets it."""

@@ -39,7 +39,7 @@ from ui.widgets import download_with_progress, guard, uploader
 
 log = logging.getLogger("llm_scratch_lab")
 
-PANEL = JobPanel("pretrain", "pt")  # the run the dashboard shows
+PANEL = JobPanel("pretrain", "pt", url_param="pt_run")  # the run the dashboard shows (kept in the URL)
 FLASH = "pt_flash"  # session key: a one-off success message shown after a rerun
 PROMPT = "Every effort moves you"
 MAX_DOWNLOAD_BYTES = 200 * 2**20  # checkpoints above this are not offered through the browser

@@ -87,14 +87,22 @@ snap, result = finetune_controls(
 )
 if result is not None and snap["status"] in ("finished", "stopped") and result.details:
     d = result.details
-    sb, sa = d["score_before"], d["score_after"]
-    st.subheader(f"Before and after fine-tuning ({sa['n']} test examples, greedy decoding)")
-    m = st.columns(3)
-    vs = {"delta_description": "vs before"}
-    m[0].metric("Exact match", f"{sa['exact_match']:.0%}", f"{sa['exact_match'] - sb['exact_match']:+.0%}", **vs)
-    m[1].metric("Token F1", f"{sa['token_f1']:.2f}", f"{sa['token_f1'] - sb['token_f1']:+.2f}", **vs)
-    m[2].metric("Similarity (heuristic)", f"{sa['similarity']:.2f}", f"{sa['similarity'] - sb['similarity']:+.2f}",
-                help="Character-trigram overlap with the reference: rewards shared wording, not meaning.", **vs)
+    sb, sa, answered = d["score_before"], d["score_after"], d["answered"]
+    if sa is None:
+        st.info(result.message, icon=":material/pause_circle:")
+    else:
+        st.subheader(f"Before and after fine-tuning ({sa['n']} test examples, greedy decoding)")
+        if answered["after"] < answered["of"]:
+            st.info(result.message, icon=":material/pause_circle:")
+        m = st.columns(3)
+        vs = {"delta_description": "vs before"}
+        m[0].metric("Exact match", f"{sa['exact_match']:.0%}", f"{sa['exact_match'] - sb['exact_match']:+.0%}",
+                    help=ft.SCORE_HELP["exact_match"], **vs)
+        m[1].metric("Token F1", f"{sa['token_f1']:.2f}", f"{sa['token_f1'] - sb['token_f1']:+.2f}",
+                    help=ft.SCORE_HELP["token_f1"], **vs)
+        m[2].metric("Similarity (heuristic)", f"{sa['similarity']:.2f}",
+                    f"{sa['similarity'] - sb['similarity']:+.2f}", help=ft.SCORE_HELP["similarity"], **vs)
+        st.caption(" · ".join(f"**{k.replace('_', ' ').capitalize()}**: {v}" for k, v in ft.SCORE_HELP.items()))
     if result.settings["dataset"] != "builtin-instructions":
         st.caption("The book's answers are free text, so exact match and token F1 are harsh and the similarity is "
                    "only a **heuristic**: the book scores them with an LLM judge (Llama 3) instead.")
