@@ -20,7 +20,13 @@ What it does, all on loopback:
    timeouts (all failures). On Pretraining, sessions also click "Start training" while the trainer's job runs and
    must get the busy message (``core.jobs.JobBusyError``: "Another training job … is using this machine; wait …"),
    shown as a warning: a busy message is counted, anything else after that click is a failure;
-6. a thread samples the server's RSS (VmRSS of the server process and its children, every 0.2 s) and keeps the
+6. the last ``--hostile`` sessions of each level (default 2, at most N - 1) are hostile: after each page they try
+   one probe from ``bench/load_hostile.py`` (the trainer's run ids in every URL parameter that names a run, with
+   and without a forged visitor token; an over-cap model, a 200-digit seed, a path as run id, GPT-2 weights by
+   path, a 10 kB token, Steps = 10⁹, a 300,000-character paste). A probe that shows any of the trainer's run ids
+   or offers a control over them counts as cross-visitor access (the report's ``cross_visitor_access``: must be
+   0); an exception or error box on a probe is a failure;
+7. a thread samples the server's RSS (VmRSS of the server process and its children, every 0.2 s) and keeps the
    peak per N.
 
 It prints a table (N, renders, median/p95/max seconds, failures, busy messages, server peak RSS, server CPU,
@@ -65,6 +71,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from core.journey import PAGES, PageInfo, next_page  # noqa: E402 - after the path fix, so the script runs from anywhere
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import load_hostile as hostile  # noqa: E402 - bench/ is not a package
 
 CHROMIUM = Path(os.environ.get("LLMLAB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -115,6 +124,7 @@ class Options:
     steps: int = 2000  # the demo's cap per run; the trainer starts a new run when one ends
     nav: str = "click"  # "click": sidebar links after a first full load; "goto": a full load for every page
     busy_sessions: int = 0  # how many sessions per level click Start on Pretraining (0 = all of them)
+    hostile: int = 2  # sessions per level (at most N - 1) that also probe other visitors' runs and the caps
     visit_timeout: float = 90.0
     quiet: float = 0.5
     out: Path | None = DEFAULT_OUT
@@ -550,13 +560,37 @@ async def _failure_screenshot(page: Any, opts: Options, name: str) -> None:
         await page.screenshot(path=str(folder / f"{name}.png"), full_page=True, timeout=20_000)
 
 
+def hostile_count(n: int, opts: Options) -> int:
+    """How many of a level's N sessions are hostile: ``opts.hostile``, leaving at least one plain visitor."""
+    return max(0, min(opts.hostile, n - 1))
+
+
+async def hostile_step(page: Any, k: int, server: str, ts: TrainerState, opts: Options, n: int, sid: int,
+                       probes: list[hostile.Probe]) -> None:
+    """One hostile probe (see bench/load_hostile.py); a crash of the probe itself is a failure, not a leak."""
+    try:
+        probe = await hostile.run_probe(page, k, server, sys.modules[__name__], ts, opts, n, sid)
+    except asyncio.CancelledError:
+        raise
+    except Exception as err:  # noqa: BLE001 - e.g. a render timeout: a result, not a crash of the bench
+        names = hostile.probe_names()
+        probe = hostile.Probe(n, sid, names[k % len(names)], "", failures=[f"{type(err).__name__}: "
+                                                                           f"{str(err).splitlines()[0][:300]}"])
+    probes.append(probe)
+    if opts.verbose and (probe.leaks or probe.failures):
+        print(f"  N={n} s{sid} hostile {probe.name}: leaks {probe.leaks} failures {probe.failures}", flush=True)
+
+
 async def walker(browser: Any, server: str, n: int, sid: int, pages: list[PageInfo], opts: Options,
-                 ts: TrainerState, visits: list[Visit], t_level: float, deadline: float) -> None:
+                 ts: TrainerState, visits: list[Visit], t_level: float, deadline: float,
+                 probes: list[hostile.Probe] | None = None) -> None:
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
         page = await context.new_page()
         current: str | None = None
-        do_busy = opts.busy_sessions == 0 or sid < opts.busy_sessions
+        is_hostile = probes is not None
+        do_busy = (opts.busy_sessions == 0 or sid < opts.busy_sessions) and not is_hostile
+        k = 0
         for rnd in range(opts.rounds):
             for info in pages:
                 if time.monotonic() >= deadline:
@@ -595,6 +629,9 @@ async def walker(browser: Any, server: str, n: int, sid: int, pages: list[PageIn
                     visit.failures.append(f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
                     current = None
                 visits.append(visit)
+                if is_hostile and time.monotonic() < deadline:
+                    await hostile_step(page, k, server, ts, opts, n, sid, probes)
+                    k, current = k + 1, None  # the probe left the page: load the next one
                 if visit.failures:
                     await _failure_screenshot(page, opts, f"n{n}-s{sid}-r{rnd}-{info.path[6:-3]}")
                     if opts.verbose:
@@ -617,7 +654,7 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def summarize(n: int, visits: list[Visit], peak_rss: int, elapsed: float, truncated: bool,
               steps: tuple[int, int], server_cpu_s: float | None = None,
-              client_cpu_s: float | None = None) -> dict[str, Any]:
+              client_cpu_s: float | None = None, probes: list[hostile.Probe] | None = None) -> dict[str, Any]:
     times = [v.seconds for v in visits if v.seconds is not None]
     per_page: dict[str, list[float]] = {}
     for v in visits:
@@ -648,18 +685,20 @@ def summarize(n: int, visits: list[Visit], peak_rss: int, elapsed: float, trunca
         "trainer_steps_per_s": round((steps[1] - steps[0]) / elapsed, 2) if elapsed > 0 and steps[1] >= steps[0]
         else None,
         "per_page_median_s": {k: r3(statistics.median(v)) for k, v in per_page.items()},
+        **hostile.summarize_probes(probes or []),
         "visits_detail": [asdict(v) for v in visits],
     }
 
 
 def format_table(levels: list[dict[str, Any]]) -> str:
     head = f"{'N':>3} {'renders':>8} {'median s':>9} {'p95 s':>7} {'max s':>7} {'failures':>9} {'busy':>5} " \
-           f"{'peak RSS MiB':>13} {'server CPU %':>13} {'train steps/s':>14}"
+           f"{'probes':>7} {'leaks':>6} {'peak RSS MiB':>13} {'server CPU %':>13} {'train steps/s':>14}"
     rows = [head, "-" * len(head)]
     f = lambda x: "—" if x is None else f"{x:.2f}"  # noqa: E731
     for lv in levels:
         rows.append(f"{lv['n']:>3} {lv['renders']:>8} {f(lv['median_s']):>9} {f(lv['p95_s']):>7} "
-                    f"{f(lv['max_s']):>7} {lv['failures']:>9} {lv['busy_seen']:>5} {lv['peak_rss_mib']:>13.1f} "
+                    f"{f(lv['max_s']):>7} {lv['failures']:>9} {lv['busy_seen']:>5} {lv['hostile_probes']:>7} "
+                    f"{lv['cross_visitor_access']:>6} {lv['peak_rss_mib']:>13.1f} "
                     f"{lv['server_cpu_pct'] if lv['server_cpu_pct'] is not None else '—':>13} "
                     f"{f(lv['trainer_steps_per_s']):>14}"
                     + ("  (cut by the time limit)" if lv["truncated"] else ""))
@@ -714,10 +753,13 @@ async def run_levels(server: str, pid: int, opts: Options, t_start: float, resul
                         continue
                     sampler.take_peak()
                     visits: list[Visit] = []
+                    probes: list[hostile.Probe] = []
                     t_level = time.perf_counter()
                     step0, cpu0, all0 = ts.step, tree_cpu_seconds(pid), tree_cpu_seconds(os.getpid())
+                    bad = n - hostile_count(n, opts)  # sessions bad … n-1 are hostile
                     tasks = [asyncio.create_task(walker(browser, server, n, i, pages, opts, ts, visits, t_level,
-                                                        deadline)) for i in range(n)]
+                                                        deadline, probes if i >= bad else None))
+                             for i in range(n)]
                     done, pending = await asyncio.wait(tasks, timeout=max(1.0, deadline - time.monotonic() + 5))
                     for t in pending:
                         t.cancel()
@@ -731,7 +773,7 @@ async def run_levels(server: str, pid: int, opts: Options, t_start: float, resul
                     server_cpu = tree_cpu_seconds(pid) - cpu0
                     client_cpu = tree_cpu_seconds(os.getpid()) - all0 - server_cpu
                     level = summarize(n, visits, sampler.take_peak(), time.perf_counter() - t_level, truncated,
-                                      (step0, ts.step), server_cpu, client_cpu)
+                                      (step0, ts.step), server_cpu, client_cpu, probes)
                     result["levels"].append(level)
                     if opts.verbose:
                         print(format_table([level]).splitlines()[-1], f"  (trainer: {ts.progress})", flush=True)
@@ -784,7 +826,8 @@ def run_load_test(opts: Options) -> dict[str, Any]:
     result["elapsed_s"] = round(time.monotonic() - t_start, 1)
     result["complete"] = ("error" not in result and not result["skipped_levels"]
                           and all(not lv["truncated"] for lv in result["levels"]))
-    result["total_failures"] = sum(lv["failures"] for lv in result["levels"])
+    result["total_failures"] = sum(lv["failures"] + lv["hostile_failures"] for lv in result["levels"])
+    result["cross_visitor_access"] = sum(lv["cross_visitor_access"] for lv in result["levels"])
     if opts.out:
         opts.out.parent.mkdir(parents=True, exist_ok=True)
         opts.out.write_text(json.dumps(result, indent=2, default=str))
@@ -804,6 +847,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
                     help="click: sidebar links after one full load (default); goto: a full page load every visit")
     ap.add_argument("--busy-sessions", type=int, default=0,
                     help="sessions per level that click Start training on Pretraining (0 = all)")
+    ap.add_argument("--hostile", type=int, default=2,
+                    help="sessions per level (at most N - 1) that also probe other visitors' runs and over-cap values")
     ap.add_argument("--visit-timeout", type=float, default=90.0, help="seconds before a page counts as failed")
     ap.add_argument("--quiet", type=float, default=0.5, help="seconds a page must stay idle to count as rendered")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON report")
@@ -819,6 +864,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
             ap.error(f"unknown page {err}; choose from {[p.path for p in PAGES]}")
     return Options(sessions=[1, 2] if a.quick else a.sessions, rounds=1 if a.quick else a.rounds, pages=pages,
                    max_seconds=a.max_seconds, steps=a.steps, nav=a.nav, busy_sessions=a.busy_sessions,
+                   hostile=a.hostile,
                    visit_timeout=a.visit_timeout, quiet=a.quiet, out=a.out)
 
 
@@ -858,7 +904,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stopped early: {result['error']}")
     if opts.out:
         print(f"JSON: {opts.out}")
-    return 0 if result["total_failures"] == 0 and "error" not in result else 1
+    for lv in result["levels"]:
+        for d in lv["hostile_details"][:10]:
+            print(f"  N={lv['n']} hostile session {d['session']} {d['name']}: leaks {d['leaks']} "
+                  f"failures {d['failures']}")
+    print(f"cross-visitor access: {result['cross_visitor_access']} of "
+          f"{sum(lv['hostile_probes'] for lv in result['levels'])} hostile probes")
+    ok = result["total_failures"] == 0 and result["cross_visitor_access"] == 0 and "error" not in result
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from core.access import may_access, owner_of
 from core.errors import LabError
 from core.jobs import ACTIVE, registry
 from core.runs import (
+    _RUN_ID,
     MODEL_FILE,
     RUN_FILE,
     RunSummary,
@@ -100,7 +101,10 @@ def orphan_status(run_json: Path, now: float | None = None, process: Any = None)
 
 
 def dashboard_state(run_id: str, runs_dir: str | Path, visitor: str | None = None) -> RunView | None:
-    """What the dashboard shows of a run; None if there is nothing, or (hosted demo) it is another visitor's."""
+    """What the dashboard shows of a run; None if there is nothing, or (hosted demo) it is another visitor's, or
+    ``run_id`` is not a run id at all (a hand-made ``?pt_run=../..`` must not reach outside the runs folder)."""
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+        return None
     view = _merged_state(run_id, runs_dir)
     return view if view is not None and may_access(view.owner, visitor) else None
 

@@ -84,3 +84,12 @@ def test_a_run_folder_belongs_to_its_starter_through_resume(demo):
     assert again.wait(120) and again.status == "finished", again.message
     record = json.loads((runs / "alices-run" / "run.json").read_text())
     assert record["checkpoint_step"] == 4 and record["owner"] == owner_tag(ALICE)
+
+
+def test_a_hand_made_run_id_never_reaches_outside_the_runs_folder(tmp_path):
+    """``?pt_run=..`` (or a path) is not a run id: the dashboard shows nothing, even where a run.json lies there."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (tmp_path / "run.json").write_text("{}")  # what ``runs/..`` would read
+    for bad in ("..", "../x", "/etc", ".hidden", "", None, 5, "a" * 65):
+        assert dashboard_state(bad, runs, ALICE) is None
