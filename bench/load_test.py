@@ -590,7 +590,7 @@ async def walker(browser: Any, server: str, n: int, sid: int, pages: list[PageIn
         current: str | None = None
         is_hostile = probes is not None
         do_busy = (opts.busy_sessions == 0 or sid < opts.busy_sessions) and not is_hostile
-        k = 0
+        k = sid * len(pages)  # hostile sessions start at different probes, so together they try more of them
         for rnd in range(opts.rounds):
             for info in pages:
                 if time.monotonic() >= deadline:

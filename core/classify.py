@@ -186,6 +186,24 @@ def calc_loss_loader(
     return sum(losses) / len(losses) if losses else float("nan")
 
 
+@torch.no_grad()
+def calc_loss_and_accuracy_loader(
+    data_loader: DataLoader, model: nn.Module, device=None, num_batches: int | None = None,
+    position: Position = "last",
+) -> tuple[float, float]:
+    """:func:`calc_loss_loader` and :func:`calc_accuracy_loader` from one forward pass over the same batches."""
+    device = device or model.tok_emb.weight.device
+    losses, correct, seen = [], 0, 0
+    for batch in batches_in_eval_mode(data_loader, model, num_batches):
+        ids, labels, lengths = _unpack(batch, device)
+        logits = classify_logits(model, ids, lengths, position)
+        losses.append(float(F.cross_entropy(logits, labels)))
+        correct += int((logits.argmax(dim=-1) == labels).sum())
+        seen += len(labels)
+    nan = float("nan")
+    return (sum(losses) / len(losses) if losses else nan), (correct / seen if seen else nan)
+
+
 # -------------------------------------------------------------------------------------------------- training
 @dataclass
 class ClassifierResult(LoopResult):
@@ -216,26 +234,27 @@ def train_classifier(
     max_steps: int | None = None,
 ) -> ClassifierResult:
     """The book's ``train_classifier_simple``: AdamW over the trainable parameters, losses every
-    ``eval_every`` steps, accuracies at the end of each epoch.
+    ``eval_every`` steps, accuracies at the end of each epoch — and, beyond the book, accuracies at every
+    evaluation too, read off the same forward pass as its losses (so the curves have a point per evaluation).
 
     Each record is ``dict(kind, step, epoch, examples_seen, train_loss, val_loss, train_acc, val_acc,
-    elapsed_s)``; ``kind`` is ``"eval"`` (losses only) or ``"epoch"`` (losses and accuracies), missing values
-    are ``None``. Setting ``stop_event`` ends training after the current step; the result says ``stopped``.
-    Raises LabError if the loss becomes NaN or infinite.
+    elapsed_s)``; ``kind`` is ``"eval"`` (every ``eval_every`` steps) or ``"epoch"`` (the book's end-of-epoch
+    evaluation, separate passes for losses and accuracies as the book makes them). Setting ``stop_event``
+    ends training after the current step; the result says ``stopped``. Raises LabError if the loss becomes NaN
+    or infinite.
     """
     result = ClassifierResult()
 
     def record(progress: LoopProgress, epoch: int, kind: str) -> None:
-        device, with_acc = model.tok_emb.weight.device, kind == "epoch"
-        loss = partial(calc_loss_loader, model=model, device=device, num_batches=eval_batches, position=position)
-        acc = partial(calc_accuracy_loader, model=model, device=device, num_batches=eval_batches,
-                      position=position)
-        entry = {
-            "kind": kind, "step": progress.steps, "epoch": epoch, "examples_seen": progress.seen,
-            "train_loss": loss(train_loader), "val_loss": loss(val_loader),
-            "train_acc": acc(train_loader) if with_acc else None, "val_acc": acc(val_loader) if with_acc else None,
-            "elapsed_s": progress.elapsed(),
-        }
+        device = model.tok_emb.weight.device
+        kw = dict(model=model, device=device, num_batches=eval_batches, position=position)
+        if kind == "epoch":  # in the book's order: both losses, then both accuracies
+            tl, vl = calc_loss_loader(train_loader, **kw), calc_loss_loader(val_loader, **kw)
+            ta, va = calc_accuracy_loader(train_loader, **kw), calc_accuracy_loader(val_loader, **kw)
+        else:
+            (tl, ta), (vl, va) = (calc_loss_and_accuracy_loader(d, **kw) for d in (train_loader, val_loader))
+        entry = {"kind": kind, "step": progress.steps, "epoch": epoch, "examples_seen": progress.seen,
+                 "train_loss": tl, "val_loss": vl, "train_acc": ta, "val_acc": va, "elapsed_s": progress.elapsed()}
         result.records.append(entry)
         if on_record is not None:
             on_record(entry)

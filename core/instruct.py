@@ -15,7 +15,7 @@ Example:
     >>> ds = InstructionDataset([{"instruction": "Say hi.", "input": "", "output": "Hi!"}], tok)
     >>> inputs, targets = custom_collate_fn([ds[0]], mask_prompt=True)
     >>> tok.decode([t for t in targets[0].tolist() if t != IGNORE_INDEX])  # what the loss counts
-    '\\n\\n### Response:\\nHi!<|endoftext|>'
+    'Hi!<|endoftext|>'
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from core.instruct_data import (  # noqa: F401  (importable from here, where the
     custom_collate_fn,
     format_example,
     format_input,
+    format_prompt,
     loss_mask_view,
     make_instruction_loader,
 )
@@ -142,6 +143,20 @@ def train_instruct(
 
 
 # ------------------------------------------------------------------------------------------------ generation
+def clean_answer(text: str) -> str:
+    """The answer in a generated continuation: a ``"### Response:"`` header the model wrote anyway is dropped,
+    and the answer ends where the model starts another template section (``###``); whitespace is stripped.
+
+    Example:
+        >>> clean_answer("### Response:\\nParis.\\n\\n### Instruction:\\nName")
+        'Paris.'
+    """
+    text = text.strip()
+    if text.startswith("### Response:"):
+        text = text[len("### Response:"):]
+    return text.split("###", 1)[0].strip()
+
+
 def generate_responses(
     model: nn.Module,
     tokenizer: Any,
@@ -151,9 +166,9 @@ def generate_responses(
 ) -> list[str]:
     """Greedy answers to each entry's prompt, as in the book's section 7.7.
 
-    The prompt is :func:`format_input` (cut to its last tokens if longer than the context); generation stops
-    at ``eos_id``; the answer is the new text with the ``"### Response:"`` header removed and whitespace
-    stripped.
+    The prompt is :func:`format_prompt` (the Alpaca prompt and the ``"### Response:"`` header, cut to its last
+    tokens if longer than the context); generation stops at ``eos_id``; the answer is the new text as
+    :func:`clean_answer` leaves it.
     """
     from core.generate import generate  # imported here: generation is optional for training-only use
 
@@ -163,12 +178,12 @@ def generate_responses(
     model.eval()
     answers = []
     for i, entry in enumerate(entries):
-        prompt = encode_text(tokenizer, format_input(entry, i))[-max(1, context - 1):]
+        prompt = encode_text(tokenizer, format_prompt(entry, i))[-max(1, context - 1):]
         idx = torch.tensor([prompt], device=device)
         out = generate(model, idx, max_new_tokens, context_size=context, temperature=0.0, eos_id=eos_id)
         new = out[0, len(prompt):].tolist()
         if eos_id is not None and eos_id in new:  # whether or not generate() keeps the stop token
             new = new[: new.index(eos_id)]
-        answers.append(tokenizer.decode(new).replace("### Response:", "").strip())
+        answers.append(clean_answer(tokenizer.decode(new)))
     model.train(was_training)
     return answers

@@ -62,6 +62,16 @@ def format_input(entry: Mapping[str, Any], index: int | None = None) -> str:
     return text + ("\n\n### Input:\n" + extra if extra else "")
 
 
+def format_prompt(entry: Mapping[str, Any], index: int | None = None) -> str:
+    """What the model is given when it answers: :func:`format_input` and the ``"### Response:"`` header.
+
+    The header is part of the prompt, not of the answer: at answer time the lab writes it (the book lets the
+    model write it and strips it afterwards), so with ``mask_prompt`` the loss counts the response itself and
+    its end-of-text, nothing of the template.
+    """
+    return format_input(entry, index) + RESPONSE_HEADER
+
+
 def format_example(entry: Mapping[str, Any], index: int | None = None) -> str:
     """The full training text: :func:`format_input` + ``"\\n\\n### Response:\\n"`` + output."""
     return format_input(entry, index) + RESPONSE_HEADER + _field(entry, "output", index, required=True)
@@ -78,7 +88,8 @@ class InstructionDataset(Dataset):
             examples are truncated (their end is cut) and counted in ``n_truncated``; never silently.
 
     Each item is ``{"input_ids": list[int], "prompt_length": int}``; ``prompt_length`` counts the tokens of
-    :func:`format_input` (what the model is given when it answers), used by ``mask_prompt``.
+    :func:`format_prompt` (what the model is given when it answers, the response header included), used by
+    ``mask_prompt``.
     """
 
     def __init__(
@@ -94,7 +105,7 @@ class InstructionDataset(Dataset):
         self.n_truncated = 0
         for i, entry in enumerate(self.data):
             full = encode_text(tokenizer, format_example(entry, i))
-            prompt = encode_text(tokenizer, format_input(entry, i))
+            prompt = encode_text(tokenizer, format_prompt(entry, i))
             # BPE could in principle merge across the prompt/response border; count only the shared prefix.
             n_prompt = next((k for k, (a, b) in enumerate(zip(prompt, full)) if a != b), len(prompt))
             if max_length is not None and len(full) > max_length:

@@ -36,13 +36,13 @@ PAGES: tuple[PageInfo, ...] = (
              "Ch. 4", "LayerNorm, GELU, shortcuts and blocks; parameters, memory and FLOPs."),
     PageInfo("views/pretrain.py", "Pretraining", ":material/monitoring:", "Training", "6 · Pretraining", "Ch. 5",
              "Train a GPT from scratch and watch the loss fall."),
-    PageInfo("views/generate.py", "Generation", ":material/edit_note:", "Training", "6 · Decoding", "Ch. 5.3",
+    PageInfo("views/generate.py", "Generation", ":material/edit_note:", "Training", "7 · Decoding", "Ch. 5.3",
              "Temperature, top-k and top-p: how the next token is chosen."),
-    PageInfo("views/lora.py", "LoRA lab", ":material/tune:", "Fine-tuning", "7 · LoRA", "Appendix E",
+    PageInfo("views/lora.py", "LoRA lab", ":material/tune:", "Fine-tuning", "8 · LoRA", "Appendix E",
              "Low-rank adapters: few trainable parameters, same outputs at init."),
     PageInfo("views/classify.py", "Classification", ":material/mark_email_unread:", "Fine-tuning",
-             "7 · Classification fine-tuning", "Ch. 6", "Fine-tune a GPT to tell spam from ham."),
-    PageInfo("views/instruct.py", "Instructions", ":material/chat:", "Fine-tuning", "7 · Instruction fine-tuning",
+             "9 · Classification fine-tuning", "Ch. 6", "Fine-tune a GPT to tell spam from ham."),
+    PageInfo("views/instruct.py", "Instructions", ":material/chat:", "Fine-tuning", "10 · Instruction fine-tuning",
              "Ch. 7", "Fine-tune a GPT to follow instructions (Alpaca format)."),
 )
 
@@ -50,22 +50,30 @@ PAGES: tuple[PageInfo, ...] = (
 # The guided path's suggested settings: what to do on each page and about how long it takes on a 2-core CPU
 # (training times measured with the CLI and bench/instruct_score.py; see the README's performance section).
 GUIDE: dict[str, tuple[int, str]] = {
-    "views/tokenizer.py": (1, "Keep the sample text; compare **gpt2** with **char**, then train your own BPE "
-                              "(vocabulary 512) and read its first merges."),
-    "views/sampling.py": (1, "Context length 8, stride 4: step through a few windows and check that each target is "
-                             "its input shifted by one."),
-    "views/embeddings.py": (1, "Look up a few words; note the shapes of the token, position and summed embeddings."),
-    "views/attention.py": (2, "Follow the four steps on the six-word example, then switch on the causal mask."),
-    "views/architecture.py": (1, "Compare **tiny** with **gpt2-small**: where do the parameters go?"),
-    "views/pretrain.py": (4, "Preset **mini**, built-in stories, 200 steps (about 3 minutes), then **Use this run as "
-                             "the active model**: the samples turn from noise into words."),
-    "views/generate.py": (1, "Generate from your trained model at temperature 0, then 1.5, and compare."),
-    "views/lora.py": (1, "Rank 8 on one layer: see the trainable count fall and the merge check agree."),
-    "views/classify.py": (2, "Built-in spam set, mode **last block**, the default 5 epochs: test accuracy well above "
-                             "the majority baseline."),
-    "views/instruct.py": (3, "Built-in set with the suggested settings (prompt masked, 400 steps): compare the "
-                             "answers and the score before and after."),
+    "views/tokenizer.py": (1, "Keep the sample text; in **Tokenizer** compare **GPT-2 (tiktoken BPE)** with "
+                              "**characters**, then pick **your own BPE (train it)**, set **Vocabulary size** to "
+                              "512, press **Train** and read its first merges."),
+    "views/sampling.py": (1, "**Context length** 8, **Stride** 4: step through a few windows with **Window** and "
+                             "check that each target is its input shifted by one."),
+    "views/embeddings.py": (1, "Look up a few words in **Sentence**; note the shapes of the token, position and "
+                               "summed embeddings."),
+    "views/attention.py": (2, "Follow the four steps on the six-word example, then open the **3 · Causal + dropout** "
+                              "tab: the weights above the diagonal are zero."),
+    "views/architecture.py": (1, "In **Architecture**, compare **tiny** with **gpt2-small**: where do the parameters "
+                                 "go?"),
+    "views/pretrain.py": (4, "**Model preset** mini, built-in stories, **Steps** 200 (about 3 minutes), then **Use "
+                             "this run as the active model**: the samples turn from noise into words."),
+    "views/generate.py": (1, "**Generate** from your trained model at **Temperature** 0, then 1.5, and compare."),
+    "views/lora.py": (1, "**Rank r** 8 on one **Layer**: see the trainable count fall and the merge check agree."),
+    "views/classify.py": (2, "Built-in spam set, **What trains**: last block + final norm + head, the default 5 "
+                             "epochs: test accuracy well above the majority baseline."),
+    "views/instruct.py": (3, "Built-in set with the suggested settings (**Mask the prompt**, **Max steps** 400): "
+                             "compare the answers and the score before and after."),
 }
+# Controls the guide names that a page draws only after an earlier step (a finished run, a chosen option), and
+# the module that draws them.
+GUIDE_LATER = {"Use this run as the active model": "ui/run_dashboard.py", "Vocabulary size": "views/tokenizer.py",
+               "Train": "views/tokenizer.py"}
 
 
 def page_info(path: str) -> PageInfo:

@@ -92,8 +92,9 @@ def _run(run_id: str, visitor: str | None, runs_dir: Path) -> dict[str, Any]:
     from core.runs import read_run, validate_run_id
 
     folder = runs_dir / validate_run_id(run_id)
-    missing = LabError(f"There is no trained run {shown(run_id)} on this server; pick a run in the sidebar or "
-                       "train one on the Pretraining page.")
+    # One sentence for "no such run" and "another visitor's run", without the id: a guessed id learns nothing.
+    missing = LabError("There is no such trained run on this server; pick a run in the sidebar or train one on "
+                       "the Pretraining page.")
     if not (folder / "model.safetensors").is_file():
         raise missing
     try:

@@ -54,6 +54,26 @@ class RunView:
     checkpoint: Path | None = None
     checkpoint_step: int | None = None
     owner: str | None = None  # a core.access tag
+    corpus: dict[str, Any] = field(default_factory=dict)  # run.json's corpus record (sizes, source)
+
+    @property
+    def epochs(self) -> float | None:
+        """Passes over the training windows so far (steps × batch ÷ windows); None when unknown."""
+        windows, batch = self.corpus.get("train_windows"), self.settings.get("batch_size")
+        if not isinstance(windows, int) or windows <= 0 or not isinstance(batch, int) or not self.step:
+            return None
+        return self.step * batch / windows
+
+    @property
+    def overfit_note(self) -> str | None:
+        """A warning once a run has read its corpus more than :data:`OVERFIT_EPOCHS` times over."""
+        epochs = self.epochs
+        if epochs is None or epochs <= OVERFIT_EPOCHS:
+            return None
+        return (f"This run has read its training text {epochs:.0f} times over: past ~{OVERFIT_EPOCHS} passes a "
+                "model starts to memorise it (the validation loss stops falling or rises while the training loss "
+                "keeps dropping, and samples repeat passages). A longer text, or fewer steps, learns more "
+                "that carries over.")
 
     @property
     def train_loss(self) -> float | None:
@@ -79,6 +99,9 @@ class RunView:
             return None
         steps_per_s = tps / (self.settings["batch_size"] * ctx)
         return max(0, self.max_steps - self.step) / steps_per_s
+
+
+OVERFIT_EPOCHS = 5
 
 
 def orphan_status(run_json: Path, now: float | None = None, process: Any = None) -> str:
@@ -172,6 +195,7 @@ def _merged_state(run_id: str, runs_dir: str | Path) -> RunView | None:
         samples=samples, settings=settings, model_config=dict((disk or {}).get("model_config", {})),
         notes=list((disk or {}).get("notes", [])), checkpoint=model if model.exists() else None,
         checkpoint_step=ckpt_step, owner=(job.owner if job is not None else None) or owner_of(disk),
+        corpus=dict((disk or {}).get("corpus") or {}),
     )  # fmt: skip
 
 

@@ -119,4 +119,18 @@ def test_colored_tokens_html_escapes_and_colours():
     assert fm.probability_color(2) == fm.probability_color(1.0) == "rgb(147, 197, 253)"
     with pytest.raises(ValueError):
         fm.colored_tokens_html("", ["a"], [])
-    assert "100%" in fm.probability_legend_html()
+    assert "100.0%" in fm.probability_legend_html() and "0.01%" in fm.probability_legend_html()
+
+
+def test_a_small_models_choices_get_different_colours():
+    """A 6.5 M-parameter model picks tokens at 0.1–5 %: on a linear scale they were all one orange."""
+    colours = {fm.probability_color(p) for p in (0.001, 0.005, 0.02, 0.05)}
+    assert len(colours) == 4
+    assert fm.probability_color(1e-9) == fm.probability_color(1e-4) == fm.probability_color(float("nan"))
+
+
+def test_whitespace_tokens_have_visible_labels():
+    assert [fm.visible_token(t) for t in (" ", "\n", "\n\n", "\t", " the", "a b")] == \
+        ["␣", "↵", "↵↵", "→", " the", "a b"]
+    out = fm.colored_tokens_html("", ["\n"], [0.5])
+    assert 'title="step 1: ↵ p = 50.0%"' in out

@@ -16,6 +16,7 @@ from core.instruct import (
     export_responses_json,
     format_example,
     format_input,
+    format_prompt,
     generate_responses,
     loss_mask_view,
     make_instruction_loader,
@@ -103,7 +104,8 @@ def test_dataset_prompt_lengths_and_truncation(tok):
     data = greetings(["Anna", "Ben"])
     ds = InstructionDataset(data, tok)
     for i, entry in enumerate(data):
-        prompt = tok.encode(format_input(entry))
+        prompt = tok.encode(format_prompt(entry))  # the instruction, its input and the response header
+        assert prompt[: len(tok.encode(format_input(entry)))] == tok.encode(format_input(entry))
         assert ds.prompt_lengths[i] == len(prompt)
         assert ds.encoded_texts[i] == tok.encode(format_example(entry))
         assert ds[i]["input_ids"][: len(prompt)] == prompt
@@ -116,7 +118,9 @@ def test_dataset_prompt_lengths_and_truncation(tok):
     inputs, targets = next(iter(make_instruction_loader(ds, batch_size=2, mask_prompt=True)))
     view = loss_mask_view(inputs, targets, tokenizer=tok)
     counted = "".join(c["target"] for c in view[0] if c["counts"])
-    assert counted == "\n\n### Response:\nHello, Anna!<|endoftext|>"
+    assert counted == "Hello, Anna!<|endoftext|>"  # the response and its end, nothing of the template
+    plain = loss_mask_view(*next(iter(make_instruction_loader(ds, batch_size=2))), tokenizer=tok)
+    assert "### Response:" in "".join(c["target"] for c in plain[0] if c["counts"])  # unmasked: all of it
 
 
 def test_an_empty_answer_never_matches_a_reference_of_articles():
@@ -197,7 +201,9 @@ def test_finetuning_raises_the_score_on_the_builtin_set(tok):
     result = train_instruct(model, train_loader, val_loader, epochs=50, max_steps=300, lr=1e-3, eval_every=100,
                             eval_batches=2)
     after = score_responses(generate_responses(model, tok, test, max_new_tokens=8), refs)
-    assert result.records[-1]["val_loss"] < 0.3 * result.records[0]["val_loss"]
+    # Only the answers count (the prompt and its response header are masked), so the loss falls less than when
+    # the easy template tokens counted too: measured 10.72 → 7.03, with exact match 0 → 0.14.
+    assert result.records[-1]["val_loss"] < 0.75 * result.records[0]["val_loss"]
     assert before["exact_match"] == 0.0
     assert after["token_f1"] >= before["token_f1"] + 0.04, (before, after)
     assert after["exact_match"] >= 2 / len(test), (before, after)

@@ -64,7 +64,7 @@ def test_specs_round_trip_through_their_url_form(tmp_path, make_run):
     ("tiny", "expects preset:…, run:… or hf:…"), ("preset:huge:1", "not available here"),
     ("preset:tiny:-1", "not a whole number"), ("preset:tiny:1e9", "not a whole number"),
     ("preset:tiny:١٢٣", "not a whole number"), ("preset:tiny:" + "9" * 30, "not a whole number"),
-    ("run:../etc", "is not allowed"), ("run:.hidden", "is not allowed"), ("run:nope", "no trained run"),
+    ("run:../etc", "is not allowed"), ("run:.hidden", "is not allowed"), ("run:nope", "no such trained run"),
     ("hf:/no/such/file", "no file at"),
 ])
 def test_bad_links_get_one_sentence(tmp_path, bad, says):
@@ -80,7 +80,8 @@ def test_in_the_demo_a_link_to_another_visitors_run_reads_as_no_run(tmp_path, ma
         parse_spec_param("run:20261202-101500-tiny-ab12", bob, tmp_path)
     with pytest.raises(LabError) as none:
         parse_spec_param("run:20261202-101500-tiny-zz99", bob, tmp_path)
-    assert str(theirs.value) == str(none.value).replace("zz99", "ab12")  # nothing tells Bob the run exists
+    assert str(theirs.value) == str(none.value)  # nothing tells Bob the run exists
+    assert "ab12" not in str(theirs.value)
     with pytest.raises(LabError, match="does not load GPT-2"):
         parse_spec_param("hf:/some/model.safetensors", bob, tmp_path)
     with pytest.raises(LabError, match="not available here"):

@@ -26,7 +26,7 @@ def _xy(records: Sequence[Mapping[str, Any]], x: str, y: str) -> tuple[list, lis
 def classify_curves(records: Sequence[Mapping[str, Any]]) -> go.Figure:
     """Train/val loss (left) and accuracy (right) against examples seen, as the book's figure 6.16/6.17.
 
-    Losses come every ``eval_every`` steps; accuracies at the end of each epoch (records with ``train_acc``).
+    Losses and accuracies come every ``eval_every`` steps and at the end of each epoch.
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.1)
     for col, (metric, label) in enumerate((("loss", "loss"), ("acc", "accuracy")), start=1):

@@ -21,8 +21,14 @@ NEG_INF_TEXT = "−∞"
 MAX_LABEL = 14  # characters shown of a token label on an axis
 
 
+def visible_token(text: str) -> str:
+    """A token as a label that never reads blank: newlines as ↵, tabs as →, and a token of spaces only as ␣s."""
+    text = str(text).replace("\r", "").replace("\n", "↵").replace("\t", "→")
+    return text.replace(" ", "␣") if not text.strip() else text
+
+
 def _label(text: str, limit: int = MAX_LABEL) -> str:
-    text = str(text)
+    text = visible_token(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -251,11 +257,16 @@ def _human(n: float) -> str:
 # --- coloured generation output ----------------------------------------------------------------------------
 
 
+LEGEND_PROBS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+
+
 def probability_color(p: float) -> str:
-    """Background for a token chosen with probability ``p``: pale orange (unlikely) → blue (confident)."""
-    p = min(1.0, max(0.0, float(p)))
+    """Background for a token chosen with probability ``p``: pale orange (unlikely) → blue (confident), on a log
+    scale from 0.01 % to 100 %: a small model's choices (often 0.1–5 %) get different colours, not one."""
+    p = min(1.0, max(LEGEND_PROBS[0], float(p) if p == p else LEGEND_PROBS[0]))
+    t = (math.log10(p) - math.log10(LEGEND_PROBS[0])) / -math.log10(LEGEND_PROBS[0])
     lo, hi = (253, 186, 116), (147, 197, 253)  # orange-300 → blue-300: readable with black text
-    r, g, b = (round(a + (c - a) * p) for a, c in zip(lo, hi))
+    r, g, b = (round(a + (c - a) * t) for a, c in zip(lo, hi))
     return f"rgb({r}, {g}, {b})"
 
 
@@ -267,8 +278,9 @@ def colored_tokens_html(prompt: str, pieces: Sequence[str], probs: Sequence[floa
     if len(pieces) != len(probs):
         raise ValueError("pieces and probs must have the same length.")
     spans = [
-        f'<span title="step {i + 1}: p = {p:.3f}" style="background:{probability_color(p)};'
-        f'border-radius:3px;padding:1px 0;margin:0 1px">{html.escape(piece)}</span>'
+        f'<span title="step {i + 1}: {html.escape(visible_token(piece))} p = {format_prob(p)}" '
+        f'style="background:{probability_color(p)};border-radius:3px;padding:1px 0;margin:0 1px">'
+        f"{html.escape(piece)}</span>"
         for i, (piece, p) in enumerate(zip(pieces, probs))
     ]
     return (
@@ -281,10 +293,11 @@ def colored_tokens_html(prompt: str, pieces: Sequence[str], probs: Sequence[floa
 def probability_legend_html() -> str:
     """A one-line legend for :func:`colored_tokens_html`."""
     cells = "".join(
-        f'<span style="background:{probability_color(p)};padding:1px 8px;border-radius:3px">{p:.0%}</span> '
-        for p in (0.0, 0.25, 0.5, 0.75, 1.0)
+        f'<span style="background:{probability_color(p)};padding:1px 8px;border-radius:3px">{format_prob(p)}'
+        "</span> " for p in LEGEND_PROBS
     )
     return (
         '<div style="font-size:0.85em;color:#4b5563">Grey: your prompt. Background of each generated token: '
-        f"the probability the model gave it (plain softmax, before any filtering): {cells}</div>"
+        "the probability the model gave it (plain softmax, before any filtering), on a log scale: "
+        f"{cells}</div>"
     )

@@ -90,6 +90,8 @@ def _dashboard_body(view: RunView) -> None:
         st.caption(view.message)
     for note in view.notes:
         st.caption(f":material/info: {note}")
+    if note := view.overfit_note:
+        st.warning(note, icon=":material/repeat:")
     vocab = view.model_config.get("vocab_size")
     if view.active and vocab and view.train_loss is not None and view.train_loss > 1.5 * math.log(vocab):
         st.warning(f"The loss ({view.train_loss:,.1f}) is far above a uniform guess (ln({vocab:,}) = "

@@ -26,6 +26,7 @@ from core.jobs import registry
 from core.model_spec import default_runs_dir
 from core.preflight import estimate_seconds, preflight_numbers
 from core.pretrain_job import PRETRAIN_TOKENIZER, Corpus, encode_corpus, start_pretraining
+from core.run_view import OVERFIT_EPOCHS
 from core.runs import (
     default_run_id,
 )
@@ -198,6 +199,11 @@ def preflight_panel(cfg: GPTConfig | None, settings: TrainSettings | None, corpu
                    "choose tiny or mini.", icon=":material/hourglass_top:")
     for problem in num["problems"]:
         st.warning(problem, icon=":material/warning:")
+    if num["epochs"] is not None and num["epochs"] > OVERFIT_EPOCHS:
+        st.warning(f"{settings.max_steps:,} steps read this corpus {num['epochs']:.0f} times over: past "
+                   f"~{OVERFIT_EPOCHS} passes a model starts to memorise it. A longer corpus learns more that "
+                   "carries over; the dashboard will show where the validation loss stops following the "
+                   "training loss.", icon=":material/repeat:")
     key = json.dumps([cfg.to_dict(), settings.batch_size, num["context"], settings.device], sort_keys=True)
     speeds = st.session_state.setdefault("pt_speeds", {})
     c = st.columns([1, 4], vertical_alignment="center")

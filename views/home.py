@@ -12,13 +12,16 @@ st.markdown(
 )
 
 stages = [p for p in PAGES if p.path != "views/home.py"]
-dot = ["digraph pipeline {", 'rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#eef2ff", '
-       'color="#4f46e5", fontname="Helvetica"]; edge [color="#6366f1"];']
-for i, p in enumerate(stages):
-    dot.append(f'p{i} [label="{p.stage}\\n{p.title}"];')
-dot.append(" -> ".join(f"p{i}" for i in range(len(stages))) + ";")
-dot.append("}")
-st.graphviz_chart("\n".join(dot), width="stretch")
+st.subheader("The pipeline")
+st.caption("Ten stages, from raw text to a model that follows instructions; click one to open it.")
+for row in (stages[:5], stages[5:]):
+    cols = st.columns(len(row))
+    for col, p in zip(cols, row):
+        with col.container(border=True, height="stretch"):
+            number, _, name = p.stage.partition(" · ")
+            st.markdown(f"**{number}** · {p.chapter}")
+            st.page_link(p.path, label=p.title, icon=p.icon)
+            st.caption(name)
 
 st.subheader("The guided path")
 total = sum(minutes for minutes, _ in GUIDE.values())

@@ -53,7 +53,10 @@ if records is not None:
         right.code(format_example(records[i], i), language=None, wrap_lines=True)
 
         st.subheader("X-ray of one training batch")
-        mask = st.toggle("Mask the prompt (only the response counts in the loss)", scratch, key="ins_mask")
+        mask = st.toggle("Mask the prompt (only the response counts in the loss)", scratch, key="ins_mask",
+                         help="The prompt here is the instruction, its input and the `### Response:` header: "
+                              "the lab writes the header when the model answers, so nothing of the template "
+                              "needs learning. The book's exercise 7.2 masks the instruction and input only.")
         st.html(loss_mask_html(ft.xray_batch(train, active_tokenizer(), mask, context, n=2)))
         st.caption(f"The first two training records collated as in training (cut to the model's {context}-token "
                    "context): each sequence gets one <|endoftext|>, the batch is padded with more of them, and "

@@ -272,3 +272,41 @@ def test_full_journey_on_tiny(journey_server, page):
     assert [s[:2] for s in shots] == [f"{i:02d}" for i in range(1, 12)], shots
     assert made["run_id"]
     print(f"journey took {time.perf_counter() - start:.0f} s; run {made['run_id']}")
+    reload_every_page(page, journey_server, made["run_id"])
+
+
+# Pages that name the active model in their own text, besides the sidebar.
+NAME_THE_MODEL = ("Embeddings", "Attention", "Pretraining", "Generation", "LoRA lab", "Classification",
+                  "Instructions")
+
+
+def reload_every_page(page, server: str, run_id: str) -> None:
+    """After the journey: open every page from the sidebar and reload it (F5), then open each in a new tab of the
+    same browser without any URL parameter (the server kept the choice); each time the sidebar, and the pages
+    that name the model, must still name the trained run, and nothing may say "random weights"."""
+    fresh = page.context.new_page()
+    try:
+        for how, pg in (("reload", page), ("new tab", fresh)):
+            for title in TITLES:
+                if how == "reload":
+                    pg.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+                    _arrive(pg, title)
+                    assert f"model=run%3A{run_id}" in pg.url or f"model=run:{run_id}" in pg.url, pg.url
+                    pg.reload()
+                else:
+                    pg.goto(f"{server}/{_slug(title)}")
+                _arrive(pg, title)
+                sidebar = pg.locator('[data-testid="stSidebar"]')
+                assert f"trained run '{run_id}'" in sidebar.inner_text(), f"{how} of {title} lost the model"
+                if title in NAME_THE_MODEL:
+                    assert run_id in _main(pg).inner_text(), f"{how} of {title}: the page does not name the run"
+                assert _main(pg).get_by_text("This model has random weights").count() == 0, f"{how} of {title}"
+    finally:
+        fresh.close()
+
+
+def _slug(title: str) -> str:
+    from core.journey import PAGES
+
+    path = next(p.path for p in PAGES if p.title == title)
+    return "" if path == PAGES[0].path else path.removeprefix("views/").removesuffix(".py")

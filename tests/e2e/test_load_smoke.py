@@ -67,4 +67,5 @@ def test_two_sessions_while_training_without_failures(tmp_path):
     assert level["renders"] == 2 * len(PAGES), level
     assert level["busy_seen"] >= 1, f"the session got no busy message after Start training: {level['busy_checks']}"
     assert level["hostile_probes"] == len(PAGES) and level["cross_visitor_access"] == 0, level["hostile_details"]
+    assert set(level["hostile_by_probe"]) == {"their run as the model", "their run on Classification"}  # s1 → 2, 3
     assert level["hostile_failures"] == 0, level["hostile_details"]
