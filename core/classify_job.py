@@ -5,11 +5,8 @@ the model fine-tuned in a :mod:`core.jobs` thread → test evaluation, kept in t
 from __future__ import annotations
 
 import copy
-import csv
-import io
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -26,7 +23,7 @@ from core.classify import (
     trainable_summary,
 )
 from core.datasets import balance, split
-from core.datasets.uploads import MAX_COLUMNS
+from core.datasets.uploads import table_columns
 from core.errors import LabError, check_choice
 from core.finetune_job import FinetuneResult, check_finetune_settings, check_planned_steps, release_old_models
 from core.jobs import Job, JobRegistry, registry
@@ -65,14 +62,9 @@ class ClassifyData:
 
 
 def upload_columns(data: bytes, filename: str) -> list[str]:
-    """The header names of an uploaded CSV/TSV (for the column pickers); ``[]`` if it cannot be read."""
-    try:
-        first = bytes(data[:65536]).decode("utf-8-sig", errors="replace").splitlines()[0]
-    except IndexError:
-        return []
-    delim = "\t" if Path(filename).suffix.lower() in (".tsv", ".tab") else max(",\t;|", key=first.count)
-    names = [c.strip() for c in next(csv.reader(io.StringIO(first), delimiter=delim), []) if c.strip()]
-    return names if len(names) <= MAX_COLUMNS else []  # the parse says what is wrong with such a header
+    """The header names of an uploaded CSV/TSV, or ``label``/``text`` for a header-less two-column file (for the
+    column pickers); ``[]`` if it cannot be read (the parse then says why)."""
+    return table_columns(data, filename)
 
 
 def prepare_classification(df: pd.DataFrame, tokenizer: Any, context_length: int,

@@ -206,7 +206,7 @@ def _with_head(
             f"{file} has an lm_head.weight that differs from wte.weight, but the given config ties them; "
             "pass a config with tie_weights=False."
         )
-    state = _from_hf(hf, cfg)
+    state = gpt2_state_from_hf(hf, cfg)
     if not cfg.tie_weights:
         # Our own copy when untied: two Parameters sharing memory would train as a strange half-tie.
         state["out_head.weight"] = head if differs else hf["wte.weight"].clone()
@@ -298,7 +298,7 @@ def _cfg_from_shapes(file: Path, shapes: dict[str, tuple[int, ...]], n_blocks: i
 
 
 # ------------------------------------------------------------------------------------------- key mapping
-def _from_hf(hf: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str, torch.Tensor]:
+def gpt2_state_from_hf(hf: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str, torch.Tensor]:
     """Rename (and transpose / split) HF GPT-2 tensors to GPTModel's state-dict names."""
     c = cfg.emb_dim
     state = {"tok_emb.weight": hf["wte.weight"], "pos_emb.weight": hf["wpe.weight"]}
@@ -324,7 +324,7 @@ def _from_hf(hf: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[str, torch.Ten
 
 
 def _to_hf(model: GPTModel, tied: bool, prefix: str = "transformer.") -> dict[str, torch.Tensor]:
-    """GPTModel's tensors under HF GPT-2 names and layouts (the inverse of :func:`_from_hf`)."""
+    """GPTModel's tensors under HF GPT-2 names and layouts (the inverse of :func:`gpt2_state_from_hf`)."""
     cfg, p = model.cfg, prefix
     out = {p + "wte.weight": model.tok_emb.weight, p + "wpe.weight": model.pos_emb.weight}
     for i, block in enumerate(model.trf_blocks):

@@ -1181,3 +1181,26 @@ def test_the_uci_sms_file_uploads_as_the_book_reads_it(shared_data):
     assert list(small["label"]) == ["ham", "spam", "ham"] and small["text"][2] == "ok, thanks"
     with_header, info = parse_table_upload(b"label\ttext\nham\thi there\nspam\twin now\nham\tok\n", "t.tsv")
     assert len(with_header) == 3 and info["label_col"] == "label"
+
+
+def test_the_uci_zip_uploads_as_the_book_downloads_it(shared_data):
+    """The UCI archive (readme + SMSSpamCollection) uploads as it is; hostile archives get one sentence."""
+    from core.classify_job import upload_columns
+    from core.datasets import parse_table_upload
+
+    path = shared_data / "SMSSpamCollection.tsv"
+    if not path.is_file():
+        pytest.skip("SMSSpamCollection.tsv is not in the shared data folder")
+    archive = _zip({"readme": b"About the collection", "SMSSpamCollection": path.read_bytes()})
+    df, info = parse_table_upload(archive, "smsspamcollection.zip")
+    assert len(df) == 5572 and info["label_counts"] == {"ham": 4825, "spam": 747}
+    assert upload_columns(archive, "smsspamcollection.zip") == ["label", "text"]  # header-less: named for it
+    single, _ = parse_table_upload(_zip({"data/t.csv": b"text,label\nhi,a\nyo,b\n"}), "t.zip")
+    assert list(single["label"]) == ["a", "b"]
+    for bad, says in ((_zip({"a.csv": b"x", "b.csv": b"y"}), "2 data files"),
+                      (_zip({"SMSSpamCollection": bytes(30 * 2**20)}), "unpacks to more than"),
+                      (b"PK\x03\x04" + b"\x00" * 40, "damaged or unsupported zip"),
+                      (_zip({"readme": b"only a readme"}), "0 data files")):
+        with pytest.raises(LabError, match=says):
+            parse_table_upload(bad, "x.zip")
+        assert upload_columns(bad, "x.zip") == []

@@ -58,3 +58,16 @@ def test_the_home_pipeline_links_every_stage():
     for p in PAGES[1:]:
         slug = p.path.removeprefix("views/").removesuffix(".py")
         assert targets.count(slug) == 2, f"{p.path}: {targets.count(slug)} link(s) on Start here"
+
+
+@pytest.mark.parametrize("path, sources", [
+    ("views/architecture.py", ["class GPTModel", "class TransformerBlock", "class MultiHeadAttention",
+                               "class LayerNorm", "class GELU", "class FeedForward"]),
+    ("views/pretrain.py", ["def gpt2_state_from_hf", "def load_hf_gpt2"]),
+])
+def test_show_the_code_sits_by_each_panel_and_covers_the_model(path, sources):
+    at = _page(path)
+    codes = [c.value for c in at.code]
+    for src in sources:
+        assert any(src in c for c in codes), f"{path} never shows {src}"
+    assert len(at.get("expander")) >= 3, "one 'Show the code' per panel, not one per page"

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core.config import PRESETS, GPTConfig
+from core.model import GELU, FeedForward, GPTModel, LayerNorm, MultiHeadAttention, TransformerBlock
 from core.stats import (
     activation_curves,
     architecture_report,
@@ -90,7 +91,9 @@ if report is not None:
     st.dataframe(pd.DataFrame(report.trace), hide_index=True, width="stretch",
                  height=35 * len(report.trace) + 40,
                  column_config={"parameters": st.column_config.NumberColumn(format="localized")})
-show_code(architecture_report, parameter_breakdown, flops_per_token, meta_shape_trace)
+show_code(architecture_report, parameter_breakdown, flops_per_token, meta_shape_trace,
+          label="Show the code of the counts and the trace")
+show_code(GPTModel, TransformerBlock, MultiHeadAttention, label="Show the model's classes (book §4.1, §4.5–4.6)")
 
 st.header("Inside a block (book §4.2–4.4)", divider="gray")
 t1, t2, t3 = st.tabs(["LayerNorm", "GELU vs ReLU", "Shortcut connections"])
@@ -109,14 +112,17 @@ with t1, guard("running the LayerNorm demo"):
     st.dataframe(pd.DataFrame(stats), hide_index=True, width="stretch")
     st.caption("After normalisation every row has mean 0 and variance 1 (up to ε); the learnable scale and "
                "shift then let the model pick any other mean and spread it needs.")
+    show_code(LayerNorm, layernorm_example, label="Show the code: LayerNorm and this demo")
 with t2:
     st.plotly_chart(activation_figure(activation_curves()), width="stretch", key="arch_gelu")
     st.caption("GELU is smooth and lets small negative inputs through slightly, so every input gets a "
                "non-zero gradient; ReLU cuts all negatives to exactly 0.")
+    show_code(GELU, FeedForward, activation_curves, label="Show the code: GELU, the feed-forward and this demo")
 with t3, guard("running the shortcut demo"):
     st.plotly_chart(shortcut_figure(shortcut_gradient_demo()), width="stretch", key="arch_shortcut")
     st.caption("The book's 5-layer network, same initial weights, one backward pass: without shortcuts the "
                "gradient shrinks layer by layer towards the input (vanishing gradients); adding each layer's "
                "input to its output keeps it large all the way down.")
-show_code(layernorm_example, activation_curves, shortcut_gradient_demo, label="Show the code of the demos")
+    show_code(TransformerBlock.forward, shortcut_gradient_demo,
+              label="Show the code: the block's two shortcuts and this demo")
 next_page_link(PATH)

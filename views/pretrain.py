@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.hf_gpt2 import gpt2_state_from_hf, load_hf_gpt2
 from core.pretrained import download_gpt2
 from core.train import Trainer, calc_loss_batch, calc_loss_loader, lr_at
 from ui import gpt2_panel, run_dashboard
@@ -52,6 +53,8 @@ with gpt2_tab:
         "in the data folder, or taken from a Hugging Face cache already on this machine."
     )
     gpt2_panel.gpt2_section()
+    show_code(load_hf_gpt2, gpt2_state_from_hf, label="Show the code: GPT-2's weights mapped into GPTModel "
+              "(book §5.5)")
     show_code(download_gpt2, label="Show the download code")
 
 st.subheader("The book's check: continue “Every effort moves you”", divider="gray")

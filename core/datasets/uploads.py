@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.datasets.upload_zip import is_zip, unzip_upload
 from core.errors import LabError, parse_json_safely, shown
 
 MAX_TEXT_BYTES = 5 * 1024 * 1024
@@ -229,12 +230,30 @@ def _check_labels(labels: pd.Series, lines: list[int], filename: str, label_col:
                        f"{MAX_LABELS}; check that it is really the label column.")
 
 
+def table_columns(data: bytes, filename: str) -> list[str]:
+    """The column names :func:`parse_table_upload` will see (for the column pickers), read from the first lines
+    only: the header, or ``["label", "text"]`` for a header-less two-column file; ``[]`` when unreadable."""
+    try:
+        if is_zip(data):
+            data, filename = unzip_upload(data, filename, MAX_TABLE_BYTES)
+        head = bytes(data[:65536]).decode("utf-8-sig", errors="replace")
+        head = "\n".join(head.split("\n")[:200])
+        rows = _read_rows(head, filename, _delimiter(head, filename), 200)
+    except LabError:
+        return []
+    if not rows:
+        return []
+    return _headerless_pair(rows) or [c.strip() for c in rows[0][1] if c.strip()]
+
+
 def parse_table_upload(data: bytes, filename: str, text_col: str | None = None, label_col: str | None = None,
                        max_rows: int = MAX_TABLE_ROWS,
                        max_bytes: int | None = MAX_TABLE_BYTES) -> tuple[pd.DataFrame, dict[str, Any]]:
     """An uploaded CSV/TSV classification table as a DataFrame with string columns ``text`` and ``label``.
 
-    The first row must be a header, except in a two-column file whose first row is plainly data (the UCI
+    A zip archive is opened first (:func:`core.datasets.upload_zip.unzip_upload`: the UCI archive's
+    ``SMSSpamCollection``, or the archive's only data file). The first row must be a header, except in a
+    two-column file whose first row is plainly data (the UCI
     ``SMSSpamCollection``: label, TAB, text, no header). The delimiter is a tab for .tsv, otherwise sniffed from
     the first line.
     Without ``text_col``/``label_col``, known header names (text, message… / label, class…) are used, else the
@@ -250,6 +269,8 @@ def parse_table_upload(data: bytes, filename: str, text_col: str | None = None, 
         LabError: unreadable file, no header, no text or label column, a missing/decimal/mixed label, a single
             label, more than ``max_rows`` rows, or ragged rows.
     """
+    if is_zip(data):  # e.g. the UCI smsspamcollection.zip, as the book downloads it
+        data, filename = unzip_upload(data, filename, max_bytes)
     text = _decode(data, filename, max_bytes)
     delim = _delimiter(text, filename)
     rows = _read_rows(text, filename, delim, max_rows)

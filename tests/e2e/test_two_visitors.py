@@ -81,7 +81,8 @@ def _bob_finds_nothing(bob, server: str, run_id: str, url: str) -> None:
     stop = bob.get_by_role("button", name="Stop training")
     assert stop.count() == 0 or stop.is_disabled()  # Bob's own, idle panel at most
     assert bob.get_by_role("button", name="Use this run as the active model").count() == 0
-    assert bob.get_by_role("button", name=re.compile("Resume")).count() == 0
+    for control in ("Resume", "Continue training", "Download the checkpoint", "Download the responses"):
+        assert bob.get_by_role("button", name=re.compile(control)).count() == 0, control
     _open(bob, f"{server}/generate?model=run:{run_id}")
     sidebar = bob.locator('[data-testid="stSidebar"]').inner_text()
     assert "tiny preset" in sidebar and "no such trained run" in sidebar and run_id not in sidebar
