@@ -105,7 +105,8 @@ if result is not None and snap["status"] in ("finished", "stopped") and result.d
                     help=ft.SCORE_HELP["token_f1"], **vs)
         m[2].metric("Similarity (heuristic)", f"{sa['similarity']:.2f}",
                     f"{sa['similarity'] - sb['similarity']:+.2f}", help=ft.SCORE_HELP["similarity"], **vs)
-        st.caption(" · ".join(f"**{k.replace('_', ' ').capitalize()}**: {v}" for k, v in ft.SCORE_HELP.items()))
+        names = {"exact_match": "Exact match", "token_f1": "Token F1", "similarity": "Similarity"}
+        st.caption(" · ".join(f"**{names[k]}**: {v}" for k, v in ft.SCORE_HELP.items()))
     if result.settings["dataset"] != "builtin-instructions":
         st.caption("The book's answers are free text, so exact match and token F1 are harsh and the similarity is "
                    "only a **heuristic**: the book scores them with an LLM judge (Llama 3) instead.")
