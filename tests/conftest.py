@@ -34,3 +34,34 @@ def tiny_model(tiny_cfg) -> GPTModel:
 @pytest.fixture
 def shared_data() -> Path:
     return SHARED_DATA
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    """Empty runs and data folders of this test's own (``LLMLAB_RUNS_DIR`` is read on every call); every job
+    started meanwhile is stopped and waited for at the end (jobs live in the process-wide registry)."""
+    from core.jobs import registry
+
+    folder = tmp_path / "runs"
+    monkeypatch.setenv("LLMLAB_RUNS_DIR", str(folder))
+    monkeypatch.setenv("LLMLAB_DATA_DIR", str(tmp_path / "data"))
+    yield folder
+    for job in registry().list():
+        job.stop()
+    for job in registry().list():
+        assert job.wait(60), f"job {job.run_id} did not stop"
+
+
+def app_page(page: str, **params: str):
+    """A new AppTest session of the whole app (router and sidebar) on ``page``, with URL ``params``; it must
+    render without an exception."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

@@ -6,12 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.journey import GUIDE, GUIDE_LATER, PAGES
-from tests.conftest import ROOT
-
-APP = str(ROOT / "app.py")
+from tests.conftest import ROOT, app_page
 
 
 def test_stages_are_numbered_once_each_in_order():
@@ -19,16 +16,10 @@ def test_stages_are_numbered_once_each_in_order():
     assert numbers == list(range(1, len(numbers) + 1))
 
 
-def _page(path: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page(path)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+_page = app_page
 
 
-def _controls_text(at: AppTest) -> str:
+def _controls_text(at) -> str:
     """Every label, option, tab and button text the page draws (what a guide may tell the learner to use)."""
     parts: list[str] = [t.proto.label for t in at.tabs]
     for kind in ("selectbox", "radio", "multiselect", "select_slider"):

@@ -20,18 +20,6 @@ APP = str(ROOT / "app.py")
 PAGE = "views/pretrain.py"
 
 
-@pytest.fixture
-def runs(tmp_path, monkeypatch):
-    folder = tmp_path / "runs"
-    monkeypatch.setenv("LLMLAB_RUNS_DIR", str(folder))
-    monkeypatch.setenv("LLMLAB_DATA_DIR", str(tmp_path / "data"))
-    yield folder
-    for job in registry().list():
-        job.stop()
-    for job in registry().list():
-        assert job.wait(60), f"job {job.run_id} did not stop"
-
-
 def open_page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()

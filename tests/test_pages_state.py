@@ -5,27 +5,12 @@ another page, and a bad or foreign link gets one sentence in the sidebar."""
 from __future__ import annotations
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.access import new_visitor_token
 from core.datasets import load_corpus
-from core.jobs import registry
 from core.pretrain_job import Corpus, start_pretraining
-from tests.conftest import ROOT
+from tests.conftest import app_page
 from tests.test_access import QUICK, TINY
-
-APP = str(ROOT / "app.py")
-
-
-@pytest.fixture
-def runs(tmp_path, monkeypatch):
-    folder = tmp_path / "runs"
-    monkeypatch.setenv("LLMLAB_RUNS_DIR", str(folder))
-    monkeypatch.setenv("LLMLAB_DATA_DIR", str(tmp_path / "data"))
-    yield folder
-    for job in registry().list():
-        job.stop()
-        job.wait(60)
 
 
 def _train(runs, run_id: str, visitor: str | None = None) -> None:
@@ -34,19 +19,10 @@ def _train(runs, run_id: str, visitor: str | None = None) -> None:
     assert job.wait(120) and job.status == "finished", job.message
 
 
-def _session(page: str, **params: str) -> AppTest:
-    """A new browser session (a reload, a new tab or a restarted server look alike to the app) on ``page``."""
-    at = AppTest.from_file(APP, default_timeout=120)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    at.switch_page(page)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+_session = app_page
 
 
-def _sidebar_model(at: AppTest) -> str:
+def _sidebar_model(at) -> str:
     return next(c.value for c in at.sidebar.caption if "Active model" in c.value)
 
 
