@@ -22,7 +22,8 @@ from core.tokenizers.base import Tokenizer, TokenSpan, check_text, make_span, ne
 # The book's split: keep punctuation and "--" as tokens, split on (and later drop) whitespace.
 BOOK_SPLIT = re.compile(r'([,.:;?_!"()\']|--|\s)')
 # decode joins words with spaces; this removes the space the join put before punctuation.
-BOOK_JOIN_FIX = re.compile(r'\s+([,.?!"()\'])')
+BOOK_JOIN_FIX = re.compile(r'\s+([,.?!"()\'])')  # V1's clean-up in the book
+BOOK_V2_JOIN_FIX = re.compile(r'\s+([,.:;?!"()\'])')  # V2's: also no space before ':' and ';'
 ENDOFTEXT, UNK = "<|endoftext|>", "<|unk|>"
 
 
@@ -115,6 +116,18 @@ class SimpleTokenizerV2(SimpleTokenizerV1):
                 raise LabError(f"A simple-v2 vocabulary needs {token}; build it with from_text(text).")
         super().__init__(vocab)
         self.special_tokens = {ENDOFTEXT: vocab[ENDOFTEXT], UNK: vocab[UNK]}
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Join the words with spaces, then remove the space before punctuation, ``:`` and ``;`` included (the
+        book's V2 decode; V1's keeps those two spaces).
+
+        Example:
+            >>> tok = SimpleTokenizerV2.from_text("Note: one; two.")
+            >>> tok.decode(tok.encode("Note: one; two."))
+            'Note: one; two.'
+        """
+        text = " ".join(self.int_to_str[i] for i in self.check_ids(ids))
+        return BOOK_V2_JOIN_FIX.sub(r"\1", text)
 
     @classmethod
     def from_text(cls, text: str) -> SimpleTokenizerV2:
