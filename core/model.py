@@ -167,16 +167,21 @@ class GPTModel(nn.Module):
     """A GPT-2-style decoder: embeddings → N transformer blocks → final norm → output head.
 
     Args:
-        cfg: the architecture; see :class:`core.config.GPTConfig`.
+        cfg: the architecture; see :class:`core.config.GPTConfig`. The book's dict (``GPT_CONFIG_124M``, with
+            ``vocab_size``, ``context_length``, ``emb_dim``, ``n_heads``, ``n_layers``, ``drop_rate``,
+            ``qkv_bias``) works too.
 
     Call it with token ids ``idx`` (B, T) to get logits (B, T, V). ``attn_impl="manual"`` runs the book's explicit
     attention (same numbers, slower); :meth:`forward_with_attention` also returns every layer's weights.
     """
 
-    def __init__(self, cfg: GPTConfig) -> None:
+    def __init__(self, cfg: GPTConfig | dict) -> None:
         super().__init__()
+        if isinstance(cfg, dict):  # the book's GPT_CONFIG_124M dict: its keys are GPTConfig's field names
+            cfg = GPTConfig.from_dict(dict(cfg))
         if not isinstance(cfg, GPTConfig):
-            raise LabError(f"GPTModel needs a GPTConfig, got {type(cfg).__name__}; try GPTConfig.preset('tiny').")
+            raise LabError(f"GPTModel needs a GPTConfig (or the book's config dict), got {type(cfg).__name__}; "
+                           "try GPTConfig.preset('tiny').")
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim)
         self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)

@@ -2,7 +2,7 @@
 
 The loop is the book's ``train_model_simple``: take a batch, compute the cross-entropy of the next token
 (:func:`calc_loss_batch`), backpropagate, step AdamW, and every ``eval_every`` steps measure the validation loss
-(:func:`calc_loss_loader`) and print a sample. On top of that:
+(:func:`calc_loss_loader`; on window tensors :func:`calc_loss_windows`) and print a sample. On top of that:
 
 - **deterministic data order**: the batch of step ``s`` is a pure function of ``(seed, s)`` (a permutation per
   epoch from a private ``torch.Generator``, :func:`batch_indices`), so there is no DataLoader state to save and a
@@ -61,6 +61,7 @@ from core.train_data import (  # noqa: F401 - re-exported: the public API is cor
     batch_indices,
     calc_loss_batch,
     calc_loss_loader,
+    calc_loss_windows,
     split_token_ids,
 )
 from core.train_eval import Evaluation

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -66,7 +67,28 @@ def calc_loss_batch(
     return F.cross_entropy(logits.flatten(0, 1).float(), target_batch.flatten())
 
 
-def calc_loss_loader(
+def calc_loss_loader(data_loader: Any, model: torch.nn.Module, device: torch.device | str | None = None,
+                     num_batches: int | None = None) -> float:
+    """The book's ``calc_loss_loader``: the mean :func:`calc_loss_batch` over the first ``num_batches`` batches
+    of ``data_loader`` (all of them by default; never more than it has); NaN for an empty loader.
+
+    The trainer evaluates the same way on its window tensors (:func:`calc_loss_windows`), without a loader.
+    """
+    n = len(data_loader)
+    if n == 0:
+        return float("nan")
+    n = n if num_batches is None else min(int(num_batches), n)
+    device = device if device is not None else next(model.parameters()).device
+    total = 0.0
+    with torch.no_grad():
+        for i, (input_batch, target_batch) in enumerate(data_loader):
+            if i >= n:
+                break
+            total += float(calc_loss_batch(input_batch, target_batch, model, device))
+    return total / n
+
+
+def calc_loss_windows(
     model: torch.nn.Module,
     inputs: torch.Tensor,
     targets: torch.Tensor,
@@ -74,7 +96,7 @@ def calc_loss_loader(
     max_batches: int | None = None,
     device: torch.device | str | None = None,
 ) -> float:
-    """Average loss over the batches of (inputs, targets), in order (the book's ``calc_loss_loader``).
+    """Average loss over the batches of (inputs, targets), in order (:func:`calc_loss_loader` on window tensors).
 
     Args:
         model: the GPT, evaluated as is (call ``model.eval()`` first to switch dropout off).

@@ -28,6 +28,7 @@ from core.train import (
     batch_indices,
     calc_loss_batch,
     calc_loss_loader,
+    calc_loss_windows,
     estimate_training_memory,
     list_runs,
     lr_at,
@@ -135,9 +136,15 @@ def test_calc_loss_loader_matches_batches():
     x = torch.randint(0, 256, (5, 8))
     y = torch.randint(0, 256, (5, 8))
     per_batch = [calc_loss_batch(x[i : i + 2], y[i : i + 2], model, "cpu").item() for i in (0, 2, 4)]
-    assert calc_loss_loader(model, x, y, batch_size=2) == pytest.approx(sum(per_batch) / 3)
-    assert calc_loss_loader(model, x, y, batch_size=2, max_batches=1) == pytest.approx(per_batch[0])
-    assert math.isnan(calc_loss_loader(model, x[:0], y[:0], batch_size=2))
+    assert calc_loss_windows(model, x, y, batch_size=2) == pytest.approx(sum(per_batch) / 3)
+    assert calc_loss_windows(model, x, y, batch_size=2, max_batches=1) == pytest.approx(per_batch[0])
+    assert math.isnan(calc_loss_windows(model, x[:0], y[:0], batch_size=2))
+    # The book's calc_loss_loader(data_loader, model, device, num_batches) over a loader of the same batches.
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=2)
+    assert calc_loss_loader(loader, model, "cpu") == pytest.approx(sum(per_batch) / 3)
+    assert calc_loss_loader(loader, model, "cpu", num_batches=1) == pytest.approx(per_batch[0])
+    assert calc_loss_loader(loader, model, "cpu", num_batches=99) == pytest.approx(sum(per_batch) / 3)
+    assert math.isnan(calc_loss_loader([], model, "cpu"))
 
 
 # --------------------------------------------------------------------------------------------- training
@@ -145,7 +152,7 @@ def test_loss_starts_at_ln_vocab_and_drops(tmp_path):
     ids = corpus_ids()
     trainer = Trainer(CFG, settings(max_steps=60, batch_size=8, eval_every=30, warmup_steps=5, lr=1e-2), ids)
     with torch.no_grad():
-        start = calc_loss_loader(trainer.model.eval(), trainer.val_x, trainer.val_y, 8)
+        start = calc_loss_windows(trainer.model.eval(), trainer.val_x, trainer.val_y, 8)
     assert abs(start - math.log(256)) < 0.1  # small random init: every byte about equally likely
     result = trainer.run()
     assert result.status == "finished" and result.step == 60 and len(result.records) == 60

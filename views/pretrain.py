@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.hf_gpt2 import gpt2_state_from_hf, load_hf_gpt2
 from core.pretrained import download_gpt2
-from core.train import Trainer, calc_loss_batch, calc_loss_loader, lr_at
+from core.train import Trainer, calc_loss_batch, calc_loss_windows, lr_at
 from ui import gpt2_panel, run_dashboard
 from ui import train_panel as tp
 from ui.widgets import next_page_link, page_header, show_code
@@ -43,7 +43,7 @@ with train_tab:
 
     st.subheader("Past runs", divider="gray")
     run_dashboard.runs_section()
-    show_code(calc_loss_batch, calc_loss_loader, lr_at, Trainer._train_step)
+    show_code(calc_loss_batch, calc_loss_windows, lr_at, Trainer._train_step)
 
 with gpt2_tab:
     st.markdown(

@@ -1,0 +1,135 @@
+"""The book's names for the pretraining chapter (5), so its calls run as printed against the lab's models.
+
+``from core.book import *`` gives a reader of *Build a Large Language Model (From Scratch)* the functions of the
+book's chapter 5 with its signatures and return values, written by this project on top of ``core``:
+
+- ``GPT_CONFIG_124M`` (a plain dict, as the book's) and ``GPTModel(GPT_CONFIG_124M)``;
+- ``create_dataloader_v1(txt, batch_size, max_length, stride, shuffle, drop_last, num_workers)`` (§2.6);
+- ``text_to_token_ids(text, tokenizer)`` → (1, T) ids; ``token_ids_to_text(token_ids, tokenizer)`` → str;
+- ``generate_text_simple(model, idx, max_new_tokens, context_size)`` (greedy, §4.7) and
+  ``generate(model, idx, max_new_tokens, context_size, temperature=0.0, top_k=None, eos_id=None)`` (§5.3);
+- ``calc_loss_batch(input_batch, target_batch, model, device)``,
+  ``calc_loss_loader(data_loader, model, device, num_batches=None)`` (§5.1);
+- ``evaluate_model``, ``generate_and_print_sample`` and ``train_model_simple(model, train_loader, val_loader,
+  optimizer, device, num_epochs, eval_freq, eval_iter, start_context, tokenizer)`` →
+  ``(train_losses, val_losses, track_tokens_seen)`` (§5.2).
+
+The functions work on any model that maps (B, T) ids to (B, T, V) logits, so the book's own ``GPTModel`` runs
+through them too. The app's pages use the richer ``core`` versions (:mod:`core.train`, :mod:`core.generate`).
+
+Example:
+    >>> import torch
+    >>> from core.tokenizers import get_tokenizer
+    >>> tok = get_tokenizer("gpt2")
+    >>> torch.manual_seed(123)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> model = GPTModel({**GPT_CONFIG_124M, "emb_dim": 64, "n_layers": 2, "n_heads": 2}).eval()
+    >>> ids = text_to_token_ids("Every effort moves you", tok)
+    >>> ids.shape, generate_text_simple(model, ids, max_new_tokens=3, context_size=1024).shape
+    (torch.Size([1, 4]), torch.Size([1, 7]))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from core.data import create_dataloader_v1  # noqa: F401 - the book's §2.6 loader
+from core.generate import generate  # noqa: F401 - the book's §5.3 generate(model, idx, max_new_tokens, …)
+from core.model import GPTModel  # noqa: F401 - takes GPT_CONFIG_124M as it is
+from core.train_data import calc_loss_batch, calc_loss_loader
+
+GPT_CONFIG_124M: dict[str, Any] = {
+    "vocab_size": 50257, "context_length": 1024, "emb_dim": 768, "n_heads": 12, "n_layers": 12,
+    "drop_rate": 0.1, "qkv_bias": False,
+}  # fmt: skip
+ENDOFTEXT = "<|endoftext|>"
+
+__all__ = ["GPT_CONFIG_124M", "GPTModel", "calc_loss_batch", "calc_loss_loader", "create_dataloader_v1",
+           "evaluate_model", "generate",
+           "generate_and_print_sample", "generate_text_simple", "text_to_token_ids", "token_ids_to_text",
+           "train_model_simple"]
+
+
+def text_to_token_ids(text: str, tokenizer: Any) -> torch.Tensor:
+    """``text`` as a (1, T) batch of ids; ``<|endoftext|>`` is allowed as its special id."""
+    try:
+        ids = tokenizer.encode(text, allowed_special={ENDOFTEXT})
+    except TypeError:  # a tokenizer without allowed_special (e.g. a character tokenizer)
+        ids = tokenizer.encode(text)
+    return torch.tensor(ids, dtype=torch.long).unsqueeze(0)
+
+
+def token_ids_to_text(token_ids: torch.Tensor, tokenizer: Any) -> str:
+    """The text of a (1, T) batch of ids (or a flat list)."""
+    flat = token_ids.squeeze(0) if isinstance(token_ids, torch.Tensor) else torch.as_tensor(token_ids)
+    return tokenizer.decode(flat.tolist())
+
+
+@torch.no_grad()
+def generate_text_simple(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int,
+                         context_size: int) -> torch.Tensor:
+    """Greedy decoding, one token at a time, on the last ``context_size`` tokens (the book's §4.7).
+
+    Returns ``idx`` (B, T) with ``max_new_tokens`` ids appended: (B, T + max_new_tokens).
+    """
+    for _ in range(int(max_new_tokens)):
+        logits = model(idx[:, -int(context_size):])  # (B, T', V)
+        next_id = logits[:, -1, :].argmax(dim=-1, keepdim=True)  # (B, 1)
+        idx = torch.cat((idx, next_id), dim=1)
+    return idx
+
+
+def evaluate_model(model: torch.nn.Module, train_loader: Any, val_loader: Any, device: Any,
+                   eval_iter: int) -> tuple[float, float]:
+    """Train and validation loss over ``eval_iter`` batches each, in eval mode (dropout off), then back to train."""
+    model.eval()
+    train_loss = calc_loss_loader(train_loader, model, device, num_batches=eval_iter)
+    val_loss = calc_loss_loader(val_loader, model, device, num_batches=eval_iter)
+    model.train()
+    return train_loss, val_loss
+
+
+def _context_length(model: torch.nn.Module) -> int:
+    pos = getattr(model, "pos_emb", None)
+    return int(pos.weight.shape[0]) if pos is not None else 1024
+
+
+def generate_and_print_sample(model: torch.nn.Module, tokenizer: Any, device: Any, start_context: str) -> None:
+    """Print a 50-token greedy continuation of ``start_context`` on one line (newlines shown as spaces)."""
+    model.eval()
+    ids = text_to_token_ids(start_context, tokenizer).to(device)
+    out = generate_text_simple(model, ids, max_new_tokens=50, context_size=_context_length(model))
+    print(token_ids_to_text(out, tokenizer).replace("\n", " "))
+    model.train()
+
+
+def train_model_simple(model: torch.nn.Module, train_loader: Any, val_loader: Any, optimizer: torch.optim.Optimizer,
+                       device: Any, num_epochs: int, eval_freq: int, eval_iter: int, start_context: str,
+                       tokenizer: Any) -> tuple[list[float], list[float], list[int]]:
+    """The book's §5.2 loop: for each batch, backpropagate its loss and step; every ``eval_freq`` steps record
+    and print the train/validation loss (over ``eval_iter`` batches); after each epoch print a sample.
+
+    Returns ``(train_losses, val_losses, track_tokens_seen)``, one entry per evaluation.
+    """
+    train_losses, val_losses, track_tokens_seen = [], [], []
+    tokens_seen, global_step = 0, -1
+    for epoch in range(int(num_epochs)):
+        model.train()
+        for input_batch, target_batch in train_loader:
+            optimizer.zero_grad()
+            loss = calc_loss_batch(input_batch, target_batch, model, device)
+            loss.backward()
+            optimizer.step()
+            tokens_seen += input_batch.numel()
+            global_step += 1
+            if global_step % eval_freq == 0:
+                train_loss, val_loss = evaluate_model(model, train_loader, val_loader, device, eval_iter)
+                train_losses.append(train_loss)
+                val_losses.append(val_loss)
+                track_tokens_seen.append(tokens_seen)
+                print(f"Ep {epoch + 1} (Step {global_step:06d}): Train loss {train_loss:.3f}, "
+                      f"Val loss {val_loss:.3f}")
+        generate_and_print_sample(model, tokenizer, device, start_context)
+    return train_losses, val_losses, track_tokens_seen
