@@ -137,8 +137,11 @@ def test_cache_overflow_is_explained(tiny_model):
 
 
 def test_model_rejects_non_config():
-    with pytest.raises(LabError, match="GPTConfig"):
-        GPTModel({"emb_dim": 8})
+    for bad in ([8], 8, "tiny", None):
+        with pytest.raises(LabError, match="GPTConfig"):
+            GPTModel(bad)
+    with pytest.raises(LabError):  # the book's dict form is taken, and checked as a GPTConfig
+        GPTModel({"emb_dim": 8, "n_heads": 3})
 
 
 def test_shape_trace_lists_every_block(tiny_model):
