@@ -1,4 +1,4 @@
-"""The book's names for the pretraining chapter (5), so its calls run as printed against the lab's models.
+"""The book's names for chapter 5 and appendix E, so its calls run as printed against the lab's models.
 
 ``from core.book import *`` gives a reader of *Build a Large Language Model (From Scratch)* the functions of the
 book's chapter 5 with its signatures and return values, written by this project on top of ``core``:
@@ -12,7 +12,9 @@ book's chapter 5 with its signatures and return values, written by this project 
   ``calc_loss_loader(data_loader, model, device, num_batches=None)`` (§5.1);
 - ``evaluate_model``, ``generate_and_print_sample`` and ``train_model_simple(model, train_loader, val_loader,
   optimizer, device, num_epochs, eval_freq, eval_iter, start_context, tokenizer)`` →
-  ``(train_losses, val_losses, track_tokens_seen)`` (§5.2).
+  ``(train_losses, val_losses, track_tokens_seen)`` (§5.2);
+- appendix E's ``LoRALayer(in_dim, out_dim, rank, alpha)``, ``LinearWithLoRA(linear, rank, alpha)`` and
+  ``replace_linear_with_lora(model, rank, alpha)`` (from :mod:`core.lora`).
 
 The functions work on any model that maps (B, T) ids to (B, T, V) logits, so the book's own ``GPTModel`` runs
 through them too. The app's pages use the richer ``core`` versions (:mod:`core.train`, :mod:`core.generate`).
@@ -37,6 +39,7 @@ import torch
 
 from core.data import create_dataloader_v1  # noqa: F401 - the book's §2.6 loader
 from core.generate import generate  # noqa: F401 - the book's §5.3 generate(model, idx, max_new_tokens, …)
+from core.lora import LinearWithLoRA, LoRALayer, replace_linear_with_lora  # noqa: F401 - appendix E
 from core.model import GPTModel  # noqa: F401 - takes GPT_CONFIG_124M as it is
 from core.train_data import calc_loss_batch, calc_loss_loader
 
@@ -49,7 +52,7 @@ ENDOFTEXT = "<|endoftext|>"
 __all__ = ["GPT_CONFIG_124M", "GPTModel", "calc_loss_batch", "calc_loss_loader", "create_dataloader_v1",
            "evaluate_model", "generate",
            "generate_and_print_sample", "generate_text_simple", "text_to_token_ids", "token_ids_to_text",
-           "train_model_simple"]
+           "train_model_simple", "LoRALayer", "LinearWithLoRA", "replace_linear_with_lora"]
 
 
 def text_to_token_ids(text: str, tokenizer: Any) -> torch.Tensor:

@@ -95,8 +95,55 @@ class LoRALinear(nn.Module):
         return f"rank={self.rank}, alpha={self.alpha:g}, scale={self.scale:g}, merged={self.merged}"
 
 
-#: The book's name for the same idea.
-LoRALayer = LoRALinear
+# ---------------------------------------------------------------------------------- the book's classes (E.3)
+class LoRALayer(nn.Module):
+    """The book's bare adapter: ``alpha · (x @ A @ B)`` with A (in_dim × rank), B (rank × out_dim).
+
+    As in the book, the update is scaled by ``alpha`` itself; :class:`LoRALinear` (what the app uses) scales by
+    ``alpha / rank`` as the LoRA paper and peft do, so the two agree when ``rank == 1``. A is drawn like the
+    book's (Kaiming-uniform, ``a = √5``), B starts at zero: at initialisation the adapter adds nothing.
+
+    Example:
+        >>> LoRALayer(8, 4, rank=2, alpha=4)(torch.ones(3, 8)).abs().sum().item()
+        0.0
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, rank: int, alpha: float) -> None:
+        super().__init__()
+        _check_rank_alpha(rank, alpha)
+        self.A = nn.Parameter(torch.empty(int(in_dim), int(rank)))
+        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
+        self.B = nn.Parameter(torch.zeros(int(rank), int(out_dim)))
+        self.alpha = float(alpha)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.alpha * (x @ self.A @ self.B)
+
+
+class LinearWithLoRA(nn.Module):
+    """The book's ``LinearWithLoRA(linear, rank, alpha)``: ``linear(x) + LoRALayer(x)``."""
+
+    def __init__(self, linear: nn.Linear, rank: int, alpha: float) -> None:
+        super().__init__()
+        if not isinstance(linear, nn.Linear):
+            raise LabError(f"LinearWithLoRA wraps an nn.Linear layer, got {type(linear).__name__}.")
+        self.linear = linear
+        self.lora = LoRALayer(linear.in_features, linear.out_features, rank, alpha)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) + self.lora(x)
+
+
+def replace_linear_with_lora(model: nn.Module, rank: int, alpha: float) -> None:
+    """The book's ``replace_linear_with_lora``: every ``nn.Linear`` in ``model`` (at any depth) becomes a
+    :class:`LinearWithLoRA`, in place. As in the book, freeze the model first
+    (``for p in model.parameters(): p.requires_grad = False``) so only the adapters train."""
+    _check_rank_alpha(rank, alpha)
+    for name, module in model.named_children():
+        if isinstance(module, nn.Linear):
+            setattr(model, name, LinearWithLoRA(module, rank, alpha))
+        else:
+            replace_linear_with_lora(module, rank, alpha)
 
 
 def _check_rank_alpha(rank: int, alpha: float) -> None:

@@ -78,3 +78,28 @@ def test_train_model_simple_returns_the_books_three_lists_and_learns(tokenizer, 
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("Ep 1 (Step 000000): Train loss ") and ", Val loss " in printed[0]
     assert sum(line.startswith("Every effort moves you") for line in printed) == 2  # a sample after each epoch
+
+
+def test_the_books_lora_classes_count_and_start_as_identity():
+    from core.book import LinearWithLoRA, LoRALayer, replace_linear_with_lora
+
+    with torch.device("meta"):  # GPT-2 small with the book's 2-class head (§6.5), no memory needed
+        model = GPTModel(GPT_CONFIG_124M)
+        model.out_head = torch.nn.Linear(768, 2)
+    for p in model.parameters():
+        p.requires_grad = False
+    replace_linear_with_lora(model, rank=16, alpha=16)
+    assert count_parameters(model, trainable_only=True) == 2_666_528  # the book's appendix E figure
+    assert isinstance(model.out_head, LinearWithLoRA) and isinstance(model.trf_blocks[0].att.W_query,
+                                                                     LinearWithLoRA)
+    torch.manual_seed(123)
+    small = GPTModel(SMALL).eval()
+    x = torch.randint(0, 50257, (2, 5))
+    before = small(x)
+    replace_linear_with_lora(small, rank=4, alpha=8)
+    assert torch.equal(small(x), before)  # B = 0: the adapted model computes what it did
+    layer = LoRALayer(6, 3, rank=2, alpha=4)
+    with torch.no_grad():
+        layer.B.fill_(1.0)
+    v = torch.ones(1, 6)
+    assert torch.allclose(layer(v), 4 * (v @ layer.A @ layer.B))  # scaled by alpha, as the book's
