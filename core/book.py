@@ -1,4 +1,4 @@
-"""The book's names for chapter 5 and appendix E, so its calls run as printed against the lab's models.
+"""The book's names for chapters 5 and 6 and appendix E, so its calls run as printed against the lab's models.
 
 ``from core.book import *`` gives a reader of *Build a Large Language Model (From Scratch)* the functions of the
 book's chapter 5 with its signatures and return values, written by this project on top of ``core``:
@@ -13,6 +13,9 @@ book's chapter 5 with its signatures and return values, written by this project 
 - ``evaluate_model``, ``generate_and_print_sample`` and ``train_model_simple(model, train_loader, val_loader,
   optimizer, device, num_epochs, eval_freq, eval_iter, start_context, tokenizer)`` →
   ``(train_losses, val_losses, track_tokens_seen)`` (§5.2);
+- chapter 6's ``create_balanced_dataset``, ``random_split``, ``SpamDataset``, ``calc_accuracy_loader``,
+  ``train_classifier_simple`` and ``classify_review`` (from :mod:`core.book_ch6`, which also holds that chapter's
+  own ``calc_loss_batch``/``calc_loss_loader``/``evaluate_model``);
 - appendix E's ``LoRALayer(in_dim, out_dim, rank, alpha)``, ``LinearWithLoRA(linear, rank, alpha)`` and
   ``replace_linear_with_lora(model, rank, alpha)`` (from :mod:`core.lora`).
 
@@ -37,6 +40,14 @@ from typing import Any
 
 import torch
 
+from core.book_ch6 import (  # noqa: F401 - chapter 6 (its own loss functions: import them from core.book_ch6)
+    SpamDataset,
+    calc_accuracy_loader,
+    classify_review,
+    create_balanced_dataset,
+    random_split,
+    train_classifier_simple,
+)
 from core.data import create_dataloader_v1  # noqa: F401 - the book's §2.6 loader
 from core.generate import generate  # noqa: F401 - the book's §5.3 generate(model, idx, max_new_tokens, …)
 from core.lora import LinearWithLoRA, LoRALayer, replace_linear_with_lora  # noqa: F401 - appendix E
@@ -52,7 +63,9 @@ ENDOFTEXT = "<|endoftext|>"
 __all__ = ["GPT_CONFIG_124M", "GPTModel", "calc_loss_batch", "calc_loss_loader", "create_dataloader_v1",
            "evaluate_model", "generate",
            "generate_and_print_sample", "generate_text_simple", "text_to_token_ids", "token_ids_to_text",
-           "train_model_simple", "LoRALayer", "LinearWithLoRA", "replace_linear_with_lora"]
+           "train_model_simple", "LoRALayer", "LinearWithLoRA", "replace_linear_with_lora", "SpamDataset",
+           "calc_accuracy_loader", "classify_review", "create_balanced_dataset", "random_split",
+           "train_classifier_simple"]
 
 
 def text_to_token_ids(text: str, tokenizer: Any) -> torch.Tensor:

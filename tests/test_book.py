@@ -103,3 +103,55 @@ def test_the_books_lora_classes_count_and_start_as_identity():
         layer.B.fill_(1.0)
     v = torch.ones(1, 6)
     assert torch.allclose(layer(v), 4 * (v @ layer.A @ layer.B))  # scaled by alpha, as the book's
+
+
+def test_chapter_6_as_printed_on_the_books_sms_file(shared_data, tokenizer, tmp_path, capsys):
+    """The book's §6.2–6.8 calls on the real SMS file: 747 + 747 balanced, 1,045 / 149 / 300, max_length 120."""
+    import pandas as pd
+
+    from core.book import (
+        SpamDataset,
+        calc_accuracy_loader,
+        classify_review,
+        create_balanced_dataset,
+        random_split,
+        train_classifier_simple,
+    )
+    from core.book_ch6 import calc_loss_loader as cls_loss_loader
+
+    path = shared_data / "SMSSpamCollection.tsv"
+    if not path.is_file():
+        pytest.skip("SMSSpamCollection.tsv is not in the shared data folder")
+    df = pd.read_csv(path, sep="\t", header=None, names=["Label", "Text"])
+    balanced = create_balanced_dataset(df)
+    assert balanced["Label"].value_counts().to_dict() == {"ham": 747, "spam": 747}
+    balanced["Label"] = balanced["Label"].map({"ham": 0, "spam": 1})
+    train_df, validation_df, test_df = random_split(balanced, 0.7, 0.1)
+    assert (len(train_df), len(validation_df), len(test_df)) == (1045, 149, 300)
+    train_df.to_csv(tmp_path / "train.csv", index=None)
+    validation_df.to_csv(tmp_path / "validation.csv", index=None)
+    train_dataset = SpamDataset(tmp_path / "train.csv", max_length=None, tokenizer=tokenizer)
+    assert train_dataset.max_length == 120  # the book's printed figure
+    val_dataset = SpamDataset(tmp_path / "validation.csv", max_length=train_dataset.max_length, tokenizer=tokenizer)
+    loader = torch.utils.data.DataLoader(train_dataset, batch_size=8, shuffle=True, drop_last=True)
+    val_loader = torch.utils.data.DataLoader(val_dataset, batch_size=8)
+    x, y = next(iter(loader))
+    assert x.shape == (8, 120) and y.shape == (8,)  # the book's "Input batch dimensions: torch.Size([8, 120])"
+
+    torch.manual_seed(123)
+    model = GPTModel({**SMALL, "context_length": 128})
+    model.out_head = torch.nn.Linear(SMALL["emb_dim"], 2)
+    acc = calc_accuracy_loader(val_loader, model, "cpu", num_batches=2)
+    assert 0.0 <= acc <= 1.0 and cls_loss_loader(val_loader, model, "cpu", num_batches=2) > 0
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.1)
+    small = torch.utils.data.Subset(train_dataset, range(32))
+    small_loader = torch.utils.data.DataLoader(small, batch_size=8, shuffle=True, drop_last=True)
+    out = train_classifier_simple(model, small_loader, val_loader, optimizer, "cpu", num_epochs=2, eval_freq=2,
+                                  eval_iter=1)
+    train_losses, val_losses, train_accs, val_accs, examples_seen = out
+    assert len(train_losses) == len(val_losses) == 4 and len(train_accs) == len(val_accs) == 2
+    assert examples_seen == 64
+    assert "Training accuracy: " in capsys.readouterr().out
+    text = "You are a winner you have been specially selected to receive $1000 cash or a $2000 award."
+    assert classify_review(text, model, tokenizer, "cpu", max_length=train_dataset.max_length) in ("spam",
+                                                                                                      "not spam")
