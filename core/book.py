@@ -1,8 +1,11 @@
-"""The book's names for chapters 5 and 6 and appendix E, so its calls run as printed against the lab's models.
+"""The book's names for chapters 3, 5 and 6 and appendix E, so its calls run as printed against the lab's models.
 
 ``from core.book import *`` gives a reader of *Build a Large Language Model (From Scratch)* the functions of the
 book's chapter 5 with its signatures and return values, written by this project on top of ``core``:
 
+- chapter 3's ``SelfAttention_v1``, ``SelfAttention_v2``, ``CausalAttention``, ``MultiHeadAttentionWrapper`` and
+  ``MultiHeadAttention(d_in, d_out, context_length, dropout, num_heads, qkv_bias=False)`` (:mod:`core.book_ch3`;
+  the GPT's own attention, :class:`core.model.MultiHeadAttention`, takes a config instead);
 - ``GPT_CONFIG_124M`` (a plain dict, as the book's) and ``GPTModel(GPT_CONFIG_124M)``;
 - ``create_dataloader_v1(txt, batch_size, max_length, stride, shuffle, drop_last, num_workers)`` (§2.6);
 - ``text_to_token_ids(text, tokenizer)`` → (1, T) ids; ``token_ids_to_text(token_ids, tokenizer)`` → str;
@@ -40,6 +43,13 @@ from typing import Any
 
 import torch
 
+from core.book_ch3 import (  # noqa: F401 - chapter 3, the book's signatures (d_in, d_out, context_length, …)
+    CausalAttention,
+    MultiHeadAttention,
+    MultiHeadAttentionWrapper,
+    SelfAttention_v1,
+    SelfAttention_v2,
+)
 from core.book_ch6 import (  # noqa: F401 - chapter 6 (its own loss functions: import them from core.book_ch6)
     SpamDataset,
     calc_accuracy_loader,
@@ -65,7 +75,8 @@ __all__ = ["GPT_CONFIG_124M", "GPTModel", "calc_loss_batch", "calc_loss_loader",
            "generate_and_print_sample", "generate_text_simple", "text_to_token_ids", "token_ids_to_text",
            "train_model_simple", "LoRALayer", "LinearWithLoRA", "replace_linear_with_lora", "SpamDataset",
            "calc_accuracy_loader", "classify_review", "create_balanced_dataset", "random_split",
-           "train_classifier_simple"]
+           "train_classifier_simple", "SelfAttention_v1", "SelfAttention_v2", "CausalAttention",
+           "MultiHeadAttentionWrapper", "MultiHeadAttention"]
 
 
 def text_to_token_ids(text: str, tokenizer: Any) -> torch.Tensor:
