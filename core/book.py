@@ -15,7 +15,7 @@ book's chapter 5 with its signatures and return values, written by this project 
   ``calc_loss_loader(data_loader, model, device, num_batches=None)`` (§5.1);
 - ``evaluate_model``, ``generate_and_print_sample`` and ``train_model_simple(model, train_loader, val_loader,
   optimizer, device, num_epochs, eval_freq, eval_iter, start_context, tokenizer)`` →
-  ``(train_losses, val_losses, track_tokens_seen)`` (§5.2);
+  ``(train_losses, val_losses, track_tokens_seen)`` (§5.2), and ``load_weights_into_gpt(gpt, params)`` (§5.5);
 - chapter 6's ``create_balanced_dataset``, ``random_split``, ``SpamDataset``, ``calc_accuracy_loader``,
   ``train_classifier_simple`` and ``classify_review`` (from :mod:`core.book_ch6`, which also holds that chapter's
   own ``calc_loss_batch``/``calc_loss_loader``/``evaluate_model``);
@@ -59,6 +59,7 @@ from core.book_ch6 import (  # noqa: F401 - chapter 6 (its own loss functions: i
     train_classifier_simple,
 )
 from core.data import create_dataloader_v1  # noqa: F401 - the book's §2.6 loader
+from core.errors import LabError
 from core.generate import generate  # noqa: F401 - the book's §5.3 generate(model, idx, max_new_tokens, …)
 from core.lora import LinearWithLoRA, LoRALayer, replace_linear_with_lora  # noqa: F401 - appendix E
 from core.model import GPTModel  # noqa: F401 - takes GPT_CONFIG_124M as it is
@@ -76,7 +77,7 @@ __all__ = ["GPT_CONFIG_124M", "GPTModel", "calc_loss_batch", "calc_loss_loader",
            "train_model_simple", "LoRALayer", "LinearWithLoRA", "replace_linear_with_lora", "SpamDataset",
            "calc_accuracy_loader", "classify_review", "create_balanced_dataset", "random_split",
            "train_classifier_simple", "SelfAttention_v1", "SelfAttention_v2", "CausalAttention",
-           "MultiHeadAttentionWrapper", "MultiHeadAttention"]
+           "MultiHeadAttentionWrapper", "MultiHeadAttention", "load_weights_into_gpt"]
 
 
 def text_to_token_ids(text: str, tokenizer: Any) -> torch.Tensor:
@@ -160,3 +161,63 @@ def train_model_simple(model: torch.nn.Module, train_loader: Any, val_loader: An
                       f"Val loss {val_loss:.3f}")
         generate_and_print_sample(model, tokenizer, device, start_context)
     return train_losses, val_losses, track_tokens_seen
+
+
+def _as_tensor(value: Any, what: str) -> torch.Tensor:
+    try:
+        return torch.as_tensor(value, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise LabError(f"{what} in the GPT-2 parameters is not an array of numbers ({err}).") from None
+
+
+def params_to_hf(params: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The book's ``params`` (from its ``download_and_load_gpt2``: ``wte``, ``wpe``, ``g``, ``b`` and
+    ``blocks[i]`` with ``attn``/``mlp``/``ln_1``/``ln_2``) under Hugging Face's GPT-2 tensor names (same layouts:
+    both store the fused query/key/value and the Conv1D weights as (in, out))."""
+    try:
+        hf = {"wte.weight": params["wte"], "wpe.weight": params["wpe"], "ln_f.weight": params["g"],
+              "ln_f.bias": params["b"]}
+        for i, block in enumerate(params["blocks"]):
+            for part, names in (("attn", ("c_attn", "c_proj")), ("mlp", ("c_fc", "c_proj"))):
+                for name in names:
+                    hf[f"h.{i}.{part}.{name}.weight"] = block[part][name]["w"]
+                    hf[f"h.{i}.{part}.{name}.bias"] = block[part][name]["b"]
+            for ln in ("ln_1", "ln_2"):
+                hf[f"h.{i}.{ln}.weight"], hf[f"h.{i}.{ln}.bias"] = block[ln]["g"], block[ln]["b"]
+    except (KeyError, TypeError, IndexError) as err:
+        raise LabError(f"These are not the book's GPT-2 parameters (missing {err}); load them with the book's "
+                       "download_and_load_gpt2, or use core.checkpoint.load_hf_gpt2 on a model.safetensors.") from None
+    return {k: _as_tensor(v, k) for k, v in hf.items()}
+
+
+def load_weights_into_gpt(gpt: GPTModel, params: dict[str, Any]) -> None:
+    """The book's §5.5 ``load_weights_into_gpt``: copy OpenAI's GPT-2 weights (the book's ``params`` dict) into
+    ``gpt`` in place. ``gpt`` must have GPT-2's shapes and ``qkv_bias=True``; as in the book the output head
+    gets its own copy of the token embedding (untied), unless ``gpt`` ties them.
+
+    Raises:
+        LabError: a dict that is not the book's layout, or shapes that do not match ``gpt`` (one sentence).
+    """
+    from core.hf_gpt2 import gpt2_state_from_hf
+
+    blocks = params.get("blocks") if isinstance(params, dict) else None
+    n_blocks = len(blocks) if isinstance(blocks, (list, tuple)) else 0
+    if n_blocks != gpt.cfg.n_layers:
+        raise LabError(f"The parameters have {n_blocks} blocks but the model has {gpt.cfg.n_layers}; build "
+                       "GPTModel with the same n_layers (and the book's params dict).")
+    state = gpt2_state_from_hf(params_to_hf(params), gpt.cfg)
+    state["out_head.weight"] = state["tok_emb.weight"].clone()  # the book assigns wte to the head as well
+    own = gpt.state_dict()
+    for name, tensor in state.items():
+        if name in own and own[name].shape != tensor.shape:
+            raise LabError(f"{name} has shape {tuple(tensor.shape)} in the parameters but {tuple(own[name].shape)} "
+                           "in the model; build GPTModel with the matching GPT-2 size (and qkv_bias=True).")
+    unused = [k for k in state if k not in own]  # e.g. the query/key/value biases of a qkv_bias=False model
+    missing = [k for k in own if k not in state and not k.endswith("out_head.bias")]
+    if unused or missing:
+        what = f"weights for {unused[0]}, which the model lacks" if unused else f"nothing for {missing[0]}"
+        raise LabError(f"The parameters have {what}; build GPTModel with GPT-2's layout and qkv_bias=True.")
+    with torch.no_grad():
+        for name, tensor in state.items():
+            if name in own:
+                own[name].copy_(tensor)

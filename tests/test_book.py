@@ -155,3 +155,48 @@ def test_chapter_6_as_printed_on_the_books_sms_file(shared_data, tokenizer, tmp_
     text = "You are a winner you have been specially selected to receive $1000 cash or a $2000 award."
     assert classify_review(text, model, tokenizer, "cpu", max_length=train_dataset.max_length) in ("spam",
                                                                                                       "not spam")
+
+
+def test_load_weights_into_gpt_takes_the_books_params_and_matches_transformers():
+    """The book's §5.5 params dict (OpenAI's layout, as its download_and_load_gpt2 returns it) → our GPTModel:
+    the logits equal a random transformers GPT-2's."""
+    transformers = pytest.importorskip("transformers")
+    from core.book import load_weights_into_gpt
+    from core.errors import LabError
+
+    torch.manual_seed(0)
+    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=300, n_positions=32, n_embd=32, n_layer=2, n_head=4, resid_pdrop=0.0, embd_pdrop=0.0,
+        attn_pdrop=0.0)).eval()
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.add_(torch.randn_like(p) * 0.05)  # not the init's zeros and ones: every tensor matters
+    sd = {k.removeprefix("transformer."): v.numpy() for k, v in hf.state_dict().items()}
+
+    def block(i):
+        g = lambda n: sd[f"h.{i}.{n}"]  # noqa: E731
+        return {"attn": {"c_attn": {"w": g("attn.c_attn.weight"), "b": g("attn.c_attn.bias")},
+                         "c_proj": {"w": g("attn.c_proj.weight"), "b": g("attn.c_proj.bias")}},
+                "mlp": {"c_fc": {"w": g("mlp.c_fc.weight"), "b": g("mlp.c_fc.bias")},
+                        "c_proj": {"w": g("mlp.c_proj.weight"), "b": g("mlp.c_proj.bias")}},
+                "ln_1": {"g": g("ln_1.weight"), "b": g("ln_1.bias")}, "ln_2": {"g": g("ln_2.weight"),
+                                                                              "b": g("ln_2.bias")}}
+
+    params = {"wte": sd["wte.weight"], "wpe": sd["wpe.weight"], "g": sd["ln_f.weight"], "b": sd["ln_f.bias"],
+              "blocks": [block(0), block(1)]}
+    cfg = {"vocab_size": 300, "context_length": 32, "emb_dim": 32, "n_heads": 4, "n_layers": 2, "drop_rate": 0.0,
+           "qkv_bias": True}
+    gpt = GPTModel(cfg).eval()
+    load_weights_into_gpt(gpt, params)
+    x = torch.randint(0, 300, (2, 12))
+    with torch.no_grad():
+        torch.testing.assert_close(gpt(x), hf(x).logits, atol=1e-4, rtol=0)
+    assert gpt.out_head.weight.data_ptr() != gpt.tok_emb.weight.data_ptr()  # the book's separate copy
+    with pytest.raises(LabError, match="2 blocks but the model has 3"):
+        load_weights_into_gpt(GPTModel({**cfg, "n_layers": 3}), params)
+    with pytest.raises(LabError, match="qkv_bias=True"):
+        load_weights_into_gpt(GPTModel({**cfg, "qkv_bias": False}), params)
+    with pytest.raises(LabError, match="shape"):
+        load_weights_into_gpt(GPTModel({**cfg, "vocab_size": 301}), params)
+    with pytest.raises(LabError, match="not the book's GPT-2 parameters"):
+        load_weights_into_gpt(gpt, {"blocks": [{}, {}]})
