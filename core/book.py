@@ -77,7 +77,7 @@ __all__ = ["GPT_CONFIG_124M", "GPTModel", "calc_loss_batch", "calc_loss_loader",
            "train_model_simple", "LoRALayer", "LinearWithLoRA", "replace_linear_with_lora", "SpamDataset",
            "calc_accuracy_loader", "classify_review", "create_balanced_dataset", "random_split",
            "train_classifier_simple", "SelfAttention_v1", "SelfAttention_v2", "CausalAttention",
-           "MultiHeadAttentionWrapper", "MultiHeadAttention", "load_weights_into_gpt"]
+           "MultiHeadAttentionWrapper", "MultiHeadAttention", "load_weights_into_gpt", "split_text"]
 
 
 def text_to_token_ids(text: str, tokenizer: Any) -> torch.Tensor:
@@ -161,6 +161,13 @@ def train_model_simple(model: torch.nn.Module, train_loader: Any, val_loader: An
                       f"Val loss {val_loss:.3f}")
         generate_and_print_sample(model, tokenizer, device, start_context)
     return train_losses, val_losses, track_tokens_seen
+
+
+def split_text(text_data: str, train_ratio: float = 0.90) -> tuple[str, str]:
+    """The book's §5.1 split: the first ``train_ratio`` of the *characters* train, the rest validate (the
+    lab's trainer cuts the token ids instead; see :func:`core.train_data.split_token_ids`)."""
+    split_idx = int(train_ratio * len(text_data))
+    return text_data[:split_idx], text_data[split_idx:]
 
 
 def _as_tensor(value: Any, what: str) -> torch.Tensor:

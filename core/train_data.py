@@ -18,9 +18,11 @@ from core.train_plan import split_sizes
 
 # -------------------------------------------------------------------------------------------------- data
 def split_token_ids(ids: torch.Tensor, val_ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """First ``1 - val_ratio`` of the tokens for training, the rest for validation (the book's split).
+    """First ``1 - val_ratio`` of the tokens for training, the rest for validation.
 
-    Splitting *before* cutting windows keeps every validation token out of every training window.
+    Splitting *before* cutting windows keeps every validation token out of every training window. The book cuts
+    the *text* at 90 % of its characters instead and tokenizes both halves (The Verdict: 4,612 / 534 tokens, where
+    this gives 4,630 / 515); :func:`core.book.split_text` does it the book's way.
 
     Example:
         >>> [t.tolist() for t in split_token_ids(torch.arange(10), 0.2)]

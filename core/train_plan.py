@@ -61,7 +61,8 @@ class DataPlan:
 
 
 def split_sizes(n_tokens: int, val_ratio: float) -> tuple[int, int]:
-    """Training and validation token counts: the first ``1 - val_ratio`` of the tokens train (the book's split).
+    """Training and validation token counts: the first ``1 - val_ratio`` of the tokens train
+    (the book cuts the text by characters instead; see :func:`core.train_data.split_token_ids`).
 
     Example:
         >>> split_sizes(10, 0.2)

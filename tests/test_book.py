@@ -200,3 +200,18 @@ def test_load_weights_into_gpt_takes_the_books_params_and_matches_transformers()
         load_weights_into_gpt(GPTModel({**cfg, "vocab_size": 301}), params)
     with pytest.raises(LabError, match="not the book's GPT-2 parameters"):
         load_weights_into_gpt(gpt, {"blocks": [{}, {}]})
+
+
+def test_the_books_character_split_of_the_verdict(shared_data, tokenizer):
+    from core.book import split_text
+    from core.train_data import split_token_ids
+
+    path = shared_data / "the-verdict.txt"
+    if not path.is_file():
+        pytest.skip("the-verdict.txt is not in the shared data folder")
+    text = path.read_text(encoding="utf-8")
+    train_data, val_data = split_text(text, 0.90)
+    assert train_data + val_data == text and len(train_data) == int(0.9 * len(text))
+    assert (len(tokenizer.encode(train_data)), len(tokenizer.encode(val_data))) == (4612, 534)  # the book's cut
+    ids = torch.tensor(tokenizer.encode(text))
+    assert [len(part) for part in split_token_ids(ids, 0.1)] == [4630, 515]  # the lab's trainer's cut
