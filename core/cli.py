@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{name.replace('_', '-')}", type=float if name == "drop_rate" else int)
     p.add_argument("--qkv-bias", action="store_true", default=None)
     p.add_argument("--tie-weights", action="store_true", default=None)
-    p.add_argument("--corpus", help="text file, 'builtin', or a corpus name such as the-verdict")
+    p.add_argument("--corpus", help="text file, 'builtin' (the default for a new run), or a corpus name such as "
+                   "the-verdict")
     p.add_argument("--steps", type=int)
     p.add_argument("--batch-size", type=int, help="global batch (split across torchrun processes)")
     p.add_argument("--train-context", type=int, help="tokens per training window (default: the model's)")
@@ -181,9 +182,7 @@ def _pretrain_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]
         if not isinstance(base, dict):
             raise LabError(f"{args.config} must hold a JSON object of model config fields.")
     cfg = GPTConfig.preset(args.preset, **{**base, **model_over})
-    if not args.corpus:
-        raise LabError("pretrain needs a corpus; pass --corpus builtin or --corpus path/to/text.txt.")
-    return cfg, TrainSettings(**setting_over), {"source": _corpus_source(args.corpus)}
+    return cfg, TrainSettings(**setting_over), {"source": _corpus_source(args.corpus or "builtin")}
 
 
 def _corpus_source(arg: str) -> str:

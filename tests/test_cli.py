@@ -98,12 +98,19 @@ def test_resume_continues_a_cli_run(workspace, capsys):
     assert "Finished 5 steps" in capsys.readouterr().out
 
 
+def test_pretrain_without_corpus_trains_on_the_built_in_stories(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["pretrain", "--preset", "tiny", "--context-length", "16", "--emb-dim", "16", "--n-layers", "1",
+                 "--n-heads", "2", "--steps", "2", "--batch-size", "2", "--runs-dir", str(runs), "--run-id", "b",
+                 "--quiet"]) == 0
+    assert json.loads((runs / "b" / "run.json").read_text())["corpus"]["source"] == "builtin-corpus"
+
+
 @pytest.mark.parametrize(
     "argv, expected",
     [
         (["pretrain", "--steps", "x"], "invalid int value: 'x'"),
         (["pretrain", "--corpus", "c.txt", "--steps", "0"], "max_steps must be a positive whole number, got 0"),
-        (["pretrain", "--steps", "3"], "pretrain needs a corpus"),
         (["pretrain", "--corpus", "/no/such/file.txt"], "no corpus file at /no/such/file.txt"),
         (["pretrain", "--corpus", "c.txt", "--preset", "huge"], "Unknown preset 'huge'"),
         (["pretrain", "--resume", "--corpus", "c.txt"], "--resume needs --run-id"),

@@ -125,7 +125,6 @@ def test_the_verdict_first_window(gpt2, shared_data):
 
 
 def test_default_tokenizer_is_gpt2(gpt2):
-    pytest.importorskip("core.tokenizers")
     text = "Hello, do you like tea? <|endoftext|> In the sunlit terraces of someunknownPlace."
     expected = gpt2.encode(text, allowed_special={"<|endoftext|>"})
     assert to_token_ids(text).tolist() == expected
