@@ -100,3 +100,14 @@ def describe_spec(spec: dict[str, Any]) -> str:
     if kind == "hf":
         return f"GPT-2 weights from {Path(spec['path']).name}"
     return "unknown model"
+
+
+def tied_head_note(model: GPTModel) -> str | None:
+    """A sentence for the Instructions page when the model's output head shares the token embedding's weights
+    (GPT-2 as OpenAI ships it, and as :func:`core.checkpoint.load_hf_gpt2` loads it): the book keeps a separate
+    copy, so fine-tuning every layer moves both at once here and the curves drift from the book's."""
+    if model.out_head.weight is not model.tok_emb.weight:
+        return None
+    return ("This model's output head shares its weights with the token embedding (GPT-2 ships it tied); the book "
+            "loads a separate copy, so when every layer trains, both move together here and the curves drift "
+            "from the book's after the first steps. (Classification replaces the head, so it is not affected.)")

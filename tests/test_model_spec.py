@@ -56,3 +56,13 @@ def test_unknown_kinds_are_refused():
     with pytest.raises(ValueError, match="Unknown model kind 'zip'"):
         build_model({"kind": "zip"})
     assert describe_spec({"kind": "zip"}) == "unknown model"
+
+
+def test_the_tied_head_note_shows_only_for_a_tied_model():
+    from core.config import GPTConfig
+    from core.model import GPTModel
+    from core.model_spec import tied_head_note
+
+    assert tied_head_note(GPTModel(GPTConfig.preset("tiny"))) is None
+    note = tied_head_note(GPTModel(GPTConfig.preset("tiny", tie_weights=True)))
+    assert note and "the book loads a separate copy" in note

@@ -4,6 +4,7 @@ import streamlit as st
 
 from core import instruct_job as ft
 from core.instruct import custom_collate_fn, format_example, generate_responses, score_responses, train_instruct
+from core.model_spec import tied_head_note
 from ui.cache import active_model, active_tokenizer, parsed_instructions
 from ui.figures_finetune import instruct_curves, loss_mask_html
 from ui.job_panel import JobPanel, finetune_controls
@@ -20,6 +21,8 @@ page_header(
     "Padding — and, if you choose, the prompt — is kept out of the loss by setting those targets to -100.",
 )
 spec = active_model_spec()
+if note := tied_head_note(active_model()):
+    st.caption(f":material/link: {note}")
 st.caption(f"Model: **{describe_spec(spec)}** (change it in the sidebar). Training uses a copy; the model "
            "itself never changes.")
 scratch = spec["kind"] != "hf"  # a small model (random or trained here): settings that teach it in ~2 minutes
