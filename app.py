@@ -13,7 +13,6 @@ from ui.state import adopt_demo_secret, keep_page_settings, limits
 st.set_page_config(page_title="LLM Scratch Lab", page_icon=":material/neurology:", layout="wide")
 adopt_demo_secret()  # LLMLAB_DEMO may come from st.secrets on Streamlit Community Cloud
 limits().apply_torch_threads()
-keep_page_settings()  # a page's settings outlive a visit to another page
 
 sections: dict[str, list] = {}
 for info in PAGES:
@@ -21,5 +20,6 @@ for info in PAGES:
     sections.setdefault(info.section, []).append(page)
 
 current = st.navigation(sections)
+keep_page_settings(current.url_path)  # a page's settings outlive a visit to another page
 sidebar_frame()
 current.run()

@@ -97,7 +97,8 @@ def set_active_model(spec: dict) -> None:
     save_choice(visitor(), spec)
 
 
-KEPT_KEYS = "_kept_widget_keys"
+KEPT_VALUES = "_kept_widget_values"
+KEPT_PAGE = "_kept_widget_page"
 # Value types of widgets whose value a script may set (not buttons, uploads, downloads, chat inputs: Streamlit
 # refuses those, and a file uploader records no type until it holds a file).
 _SETTABLE = {"bool_value", "int_value", "double_value", "string_value", "string_array_value", "double_array_value",
@@ -121,16 +122,22 @@ def _value_widget_keys() -> set[str]:
         return set()
 
 
-def keep_page_settings() -> None:
+def keep_page_settings(page: str) -> None:
     """Keep every page's settings when the learner switches pages (called by the router before each page).
 
     Streamlit forgets a widget's value once a run does not draw it, so the Pretraining settings would reset on
-    a visit to another page. Writing each known setting back into the session state at the start of a run
-    (Streamlit's documented way to keep widget values across pages) keeps it until the page draws it again."""
-    kept = st.session_state.setdefault(KEPT_KEYS, set())
-    kept |= _value_widget_keys()
-    for key in list(kept):
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
-        else:
-            kept.discard(key)
+    a visit to another page. Each run copies the values of the widgets it finds into a private dict (reading
+    only: while the learner stays on a page its widgets are left alone, so nothing is pushed to the browser
+    while they drag or type); when the learner arrives on a page, the values kept for the widgets it is about to
+    draw are written back into the session state, which the widgets then take."""
+    kept: dict = st.session_state.setdefault(KEPT_VALUES, {})
+    # The widgets of the last run that still hold a value (Streamlit keeps a left page's metadata, not its values).
+    drawn = {key for key in _value_widget_keys() if key in st.session_state}
+    for key in drawn:
+        kept[key] = st.session_state[key]
+    if st.session_state.get(KEPT_PAGE) == page:
+        return
+    st.session_state[KEPT_PAGE] = page
+    for key, value in kept.items():
+        if key not in drawn:
+            st.session_state[key] = value
