@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 
 from core.classify import calc_accuracy_loader  # noqa: F401 - the book's §6.6 name and signature
 from core.errors import LabError
+from core.train_data import mean_batch_loss
 
 PAD_TOKEN_ID = 50256
 
@@ -87,18 +88,9 @@ def calc_loss_batch(input_batch: torch.Tensor, target_batch: torch.Tensor, model
     return F.cross_entropy(logits, target_batch.to(device))
 
 
-@torch.no_grad()
 def calc_loss_loader(data_loader: Any, model: torch.nn.Module, device: Any, num_batches: int | None = None) -> float:
     """Mean :func:`calc_loss_batch` over the first ``num_batches`` batches (all by default); NaN if empty."""
-    n = len(data_loader) if num_batches is None else min(int(num_batches), len(data_loader))
-    if n == 0:
-        return float("nan")
-    total = 0.0
-    for i, (input_batch, target_batch) in enumerate(data_loader):
-        if i >= n:
-            break
-        total += float(calc_loss_batch(input_batch, target_batch, model, device))
-    return total / n
+    return mean_batch_loss(data_loader, num_batches, lambda x, y: calc_loss_batch(x, y, model, device))
 
 
 def evaluate_model(model: torch.nn.Module, train_loader: Any, val_loader: Any, device: Any,

@@ -76,17 +76,22 @@ def calc_loss_loader(data_loader: Any, model: torch.nn.Module, device: torch.dev
 
     The trainer evaluates the same way on its window tensors (:func:`calc_loss_windows`), without a loader.
     """
-    n = len(data_loader)
+    device = device if device is not None else next(model.parameters()).device
+    return mean_batch_loss(data_loader, num_batches, lambda x, y: calc_loss_batch(x, y, model, device))
+
+
+def mean_batch_loss(data_loader: Any, num_batches: int | None, batch_loss: Any) -> float:
+    """The mean of ``batch_loss(input_batch, target_batch)`` over the first ``num_batches`` batches (all by
+    default, never more than the loader has), without gradients; NaN for an empty loader."""
+    n = len(data_loader) if num_batches is None else min(int(num_batches), len(data_loader))
     if n == 0:
         return float("nan")
-    n = n if num_batches is None else min(int(num_batches), n)
-    device = device if device is not None else next(model.parameters()).device
     total = 0.0
     with torch.no_grad():
         for i, (input_batch, target_batch) in enumerate(data_loader):
             if i >= n:
                 break
-            total += float(calc_loss_batch(input_batch, target_batch, model, device))
+            total += float(batch_loss(input_batch, target_batch))
     return total / n
 
 
