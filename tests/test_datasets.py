@@ -381,12 +381,13 @@ def test_missing_download_says_so(cache):
 # ------------------------------------------------------------------------------------------------ built-ins
 def test_builtin_corpus():
     files = sorted((ROOT / "assets" / "corpus").glob("*.txt"))
-    assert 30_000 <= sum(f.stat().st_size for f in files) <= 50_000
+    assert 650_000 <= sum(f.stat().st_size for f in files) <= 750_000
     for f in files:  # pure prose: each file opens with a title line, no header or metadata
         title = f.read_text(encoding="utf-8").split("\n")[0]
         assert 0 < len(title) < 40 and title[-1] not in ".:#"
     text = load_corpus("builtin-corpus")
-    assert len(text) > 30_000
+    assert len(text) == sum(len(f.read_text(encoding="utf-8").strip()) for f in files) + 2 * (len(files) - 1)
+    assert files[-1].name == "very_short_stories.txt"  # last, so the 10 % validation tail is stories
     assert text.startswith(files[0].read_text(encoding="utf-8").split("\n")[0])
     assert is_available("builtin-corpus")
 
@@ -416,6 +417,16 @@ def test_make_builtin_regenerates_identical_files(tmp_path):
     spec.loader.exec_module(module)
     for path in module.main(tmp_path):
         assert path.read_bytes() == (ROOT / "assets" / "datasets" / path.name).read_bytes()
+
+
+def test_make_stories_regenerates_the_committed_corpus_part(tmp_path):
+    spec = importlib.util.spec_from_file_location("make_stories", ROOT / "assets" / "datasets" / "make_stories.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.main(tmp_path / "stories.txt")
+    assert out.read_bytes() == (ROOT / "assets" / "corpus" / "very_short_stories.txt").read_bytes()
+    stories = out.read_text(encoding="utf-8").split("\n\n")[1:]
+    assert len(stories) == module.N_STORIES and len(set(stories)) > 0.9 * len(stories)  # few exact repeats
 
 
 # ------------------------------------------------------------------------------------------------ registry

@@ -75,9 +75,10 @@ DATASETS: dict[str, DatasetInfo] = {
     for info in [
         DatasetInfo(
             name="builtin-corpus", title="Built-in stories", kind="corpus", source="builtin", filename="corpus",
-            description="Short original stories, letters and essays in plain English (a lighthouse keeper, a "
-            "baker's week, a river journey…), small enough to pretrain a tiny model on a CPU.",
-            licence=_OWN, size="about 34 KB, 14 short pieces", loader="load_corpus"),
+            description="Original plain English written for the lab: 14 stories, letters and essays (a lighthouse "
+            "keeper, a baker's week…) and 1,500 very short stories in simple words, enough text for a small model "
+            "on a CPU to learn words and phrases in a few minutes instead of learning a page by heart.",
+            licence=_OWN, size="about 700 KB (172,199 GPT-2 tokens)", loader="load_corpus"),
         DatasetInfo(
             name="the-verdict", title="The Verdict (Edith Wharton, 1908)", kind="corpus", source="download",
             filename="the-verdict.txt", url=f"{_BOOK_REPO}/ch02/01_main-chapter-code/the-verdict.txt",
