@@ -48,7 +48,7 @@ PAGES: tuple[PageInfo, ...] = (
 
 
 # The guided path's suggested settings: what to do on each page and about how long it takes on a 2-core CPU
-# (training times measured with the CLI and bench/instruct_score.py; see the README's performance section).
+# (training times measured by bench/guided_path.py with the settings in core.guided; see the README's table).
 GUIDE: dict[str, tuple[int, str]] = {
     "views/tokenizer.py": (1, "Keep the sample text; in **Tokenizer** compare **GPT-2 (tiktoken BPE)** with "
                               "**characters**, then pick **your own BPE (train it)**, set **Vocabulary size** to "
@@ -61,13 +61,14 @@ GUIDE: dict[str, tuple[int, str]] = {
                               "tab: the weights above the diagonal are zero."),
     "views/architecture.py": (1, "In **Architecture**, compare **tiny** with **gpt2-small**: where do the parameters "
                                  "go?"),
-    "views/pretrain.py": (4, "**Model preset** mini, built-in stories, **Steps** 200 (about 3 minutes), then **Use "
+    "views/pretrain.py": (4, "Keep the defaults (**Model preset** mini, built-in stories, **Steps** 200, "
+                             "**Learning rate** 1e-3) and press **Start training**: about 3½ minutes. Then **Use "
                              "this run as the active model**: the samples turn from noise into words."),
     "views/generate.py": (1, "**Generate** from your trained model at **Temperature** 0, then 1.5, and compare."),
     "views/lora.py": (1, "**Rank r** 8 on one **Layer**: see the trainable count fall and the merge check agree."),
-    "views/classify.py": (2, "Built-in spam set, **What trains**: last block + final norm + head, the default 5 "
+    "views/classify.py": (1, "Built-in spam set, **What trains**: last block + final norm + head, the default 5 "
                              "epochs: test accuracy well above the majority baseline."),
-    "views/instruct.py": (3, "Built-in set with the suggested settings (**Mask the prompt**, **Max steps** 400): "
+    "views/instruct.py": (2, "Built-in set with the suggested settings (**Mask the prompt**, **Max steps** 400): "
                              "compare the answers and the score before and after."),
 }
 # Controls the guide names that a page draws only after an earlier step (a finished run, a chosen option), and

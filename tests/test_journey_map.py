@@ -62,3 +62,14 @@ def test_show_the_code_sits_by_each_panel_and_covers_the_model(path, sources):
     for src in sources:
         assert any(src in c for c in codes), f"{path} never shows {src}"
     assert len(at.get("expander")) >= 3, "one 'Show the code' per panel, not one per page"
+
+
+def test_the_guide_promises_15_minutes_at_most_and_states_the_pages_defaults():
+    from core import guided
+
+    assert sum(minutes for minutes, _ in GUIDE.values()) <= 15
+    text = GUIDE["views/pretrain.py"][1]
+    assert f"**Model preset** {guided.PRETRAIN_PRESET}" in text and f"**Steps** {guided.PRETRAIN.max_steps}" in text
+    assert f"**Learning rate** {guided.PRETRAIN.lr:.0e}".replace("e-03", "e-3") in text
+    assert f"**Max steps** {guided.INSTRUCT_SCRATCH.max_steps}" in GUIDE["views/instruct.py"][1]
+    assert f"default {guided.CLASSIFY.epochs} epochs" in GUIDE["views/classify.py"][1]

@@ -13,6 +13,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core import guided
 from core.jobs import registry
 from tests.conftest import ROOT
 
@@ -20,11 +21,14 @@ APP = str(ROOT / "app.py")
 PAGE = "views/pretrain.py"
 
 
-def open_page() -> AppTest:
+def open_page(preset: str | None = "tiny") -> AppTest:
+    """The page in a new session, on ``preset`` (None: the page's default, the guided path's mini)."""
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.switch_page(PAGE)
     at.run()
+    if preset is not None:
+        at.selectbox(key="pt_preset").set_value(preset).run()
     return at
 
 
@@ -79,12 +83,18 @@ def test_defaults_render_and_list_broken_and_orphaned_runs(runs):
     (runs / "half-written" / "run.json").write_text("{")
     fake_running_run(runs / "cli-now", age_s=5)  # e.g. `python -m core pretrain` training it right now
     fake_running_run(runs / "cut-off", age_s=3600)  # its process died an hour ago
-    at = open_page()
+    at = open_page(preset=None)
     assert_clean(at)
     assert at.title[0].value == "Pretraining"
     labels = [m.label for m in at.metric]
     assert labels[:4] == ["Parameters", "Training memory", "Corpus tokens", "Training windows"]
-    assert at.metric[0].value == "6.54 M"  # the tiny preset, untied head
+    assert at.selectbox(key="pt_preset").value == guided.PRETRAIN_PRESET == "mini"  # the guided path's defaults
+    assert at.metric[0].value == "13.67 M"  # the mini preset, untied head
+    g = guided.PRETRAIN
+    assert [at.number_input(key=k).value for k in ("pt_steps", "pt_batch", "pt_lr", "pt_warmup", "pt_eval_every",
+                                                    "pt_sample_every", "pt_seed")] == [
+        g.max_steps, g.batch_size, g.lr, g.warmup_steps, g.eval_every, g.sample_every, g.seed]
+    assert any("Continue 'Once upon a time'" in (n.help or "") for n in at.number_input)  # the stories' prompt
     assert any(c.value.startswith(":material/check_circle: Fits") for c in at.caption)
     table = at.dataframe[0].value
     row = table[table["run"] == "half-written"]

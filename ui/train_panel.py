@@ -20,6 +20,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import guided
 from core.config import PRESETS, GPTConfig
 from core.datasets import DATASETS, download, is_available, load_corpus, parse_text_upload
 from core.jobs import registry
@@ -42,7 +43,7 @@ log = logging.getLogger("llm_scratch_lab")
 
 PANEL = JobPanel("pretrain", "pt", url_param="pt_run")  # the run the dashboard shows (kept in the URL)
 FLASH = "pt_flash"  # session key: a one-off success message shown after a rerun
-PROMPT = "Every effort moves you"
+PROMPT = guided.BOOK_PROMPT  # the GPT-2 check on the page, as in the book
 MAX_DOWNLOAD_BYTES = 200 * 2**20  # checkpoints above this are not offered through the browser
 STATUS_LABELS = {
     "queued": "starting", "running": "training", "finished": "finished", "stopped": "stopped",
@@ -113,10 +114,11 @@ def corpus_controls() -> Corpus | None:
 
 
 def model_controls() -> GPTConfig | None:
-    """A preset (tiny by default) and optional size overrides."""
+    """A preset (the guided path's by default) and optional size overrides."""
     caps = state.limits()
     names = caps.allowed_presets()
-    preset = st.selectbox("Model preset", names, index=names.index("tiny"), key="pt_preset",
+    default = names.index(guided.PRETRAIN_PRESET) if guided.PRETRAIN_PRESET in names else 0
+    preset = st.selectbox("Model preset", names, index=default, key="pt_preset",
                           format_func=lambda n: f"{n} — {PRESETS[n]['about']}")
     base = PRESETS[preset]["config"]
     over: dict[str, int] = {}
@@ -137,29 +139,34 @@ def model_controls() -> GPTConfig | None:
     return None
 
 
-def settings_controls() -> TrainSettings | None:
+def settings_controls(corpus: Corpus | None = None) -> TrainSettings | None:
+    """Steps, batch, learning rate… starting from the guided path's settings; the sample prompt follows the corpus."""
     caps = state.limits()
+    g = guided.PRETRAIN
+    prompt = guided.sample_prompt(corpus.source if corpus is not None else "")
     c = st.columns(4)
-    steps = c[0].number_input("Steps", 1, caps.cap("max_steps", 1_000_000), 200, key="pt_steps",
+    steps = c[0].number_input("Steps", 1, caps.cap("max_steps", 1_000_000), g.max_steps, key="pt_steps",
                               help="Optimizer steps in total.")
-    batch = c[1].number_input("Batch size", 1, caps.cap("max_batch", 1024), 8, key="pt_batch", help="Windows per step.")
-    lr = c[2].number_input("Learning rate", 1e-6, 100.0, 4e-4, step=1e-4, format="%.1e", key="pt_lr",
-                           help="Peak learning rate of AdamW (the book: 4e-4). Try 10 to see the loss explode, "
+    batch = c[1].number_input("Batch size", 1, caps.cap("max_batch", 1024), g.batch_size, key="pt_batch",
+                              help="Windows per step.")
+    lr = c[2].number_input("Learning rate", 1e-6, 100.0, g.lr, step=1e-4, format="%.1e", key="pt_lr",
+                           help="Peak learning rate of AdamW. The book uses 4e-4 for GPT-2's 124M parameters; "
+                           "this small model learns faster at 1e-3. Try 10 to see the loss explode, "
                            "100 to see it become NaN/inf (the run stops as 'diverged').")
-    warmup = c[3].number_input("Warmup steps", 0, 1_000_000, 20, key="pt_warmup",
+    warmup = c[3].number_input("Warmup steps", 0, 1_000_000, g.warmup_steps, key="pt_warmup",
                                help="Linear warmup to the peak, then cosine decay to 10 % of it.")
     c = st.columns(4)
-    eval_every = c[0].number_input("Evaluate every", 1, 1_000_000, 25, key="pt_eval_every",
+    eval_every = c[0].number_input("Evaluate every", 1, 1_000_000, g.eval_every, key="pt_eval_every",
                                    help="Validation loss every this many steps (also at step 1 and at the end).")
-    sample_every = c[1].number_input("Sample every", 0, 1_000_000, 25, key="pt_sample_every",
-                                     help=f"Continue '{PROMPT}' every this many steps; 0 = never.")
-    seed = c[2].number_input("Seed", 0, 2**31 - 1, 123, key="pt_seed", help="Weights and data order.")
-    val_ratio = c[3].slider("Validation share", 0.05, 0.5, 0.1, 0.05, key="pt_val_ratio",
+    sample_every = c[1].number_input("Sample every", 0, 1_000_000, g.sample_every, key="pt_sample_every",
+                                     help=f"Continue '{prompt}' every this many steps; 0 = never.")
+    seed = c[2].number_input("Seed", 0, 2**31 - 1, g.seed, key="pt_seed", help="Weights and data order.")
+    val_ratio = c[3].slider("Validation share", 0.05, 0.5, g.val_ratio, 0.05, key="pt_val_ratio",
                             help="The end of the corpus held out for the validation loss (the book: 10 %).")
     with guard("checking the training settings"):
         return TrainSettings(max_steps=int(steps), batch_size=int(batch), lr=float(lr), warmup_steps=int(warmup),
                              eval_every=int(eval_every), sample_every=int(sample_every), seed=int(seed),
-                             val_ratio=float(val_ratio))
+                             val_ratio=float(val_ratio), sample_prompt=prompt)
     return None
 
 

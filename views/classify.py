@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core import classify_job as ft
+from core import guided
 from core.classify import MODES, POSITIONS, evaluate, predict, prepare_classifier, train_classifier
 from core.datasets import label_mapping
 from ui.cache import active_model, active_tokenizer, parsed_table
@@ -58,18 +59,19 @@ if df is not None:
     right.caption(f"{len(df):,} messages; labels map to class ids in sorted order.")
 
 st.subheader("Settings")
+start = guided.CLASSIFY  # the guided path's settings
 c = st.columns(4)
 mode = c[0].selectbox("What trains", MODES, format_func=MODES_TEXT.get, key="cls_mode")
 position = c[1].selectbox("Token read for the class", POSITIONS, format_func=POS_TEXT.get, key="cls_position")
-epochs = int(c[2].number_input("Epochs", 1, 50, 5, key="cls_epochs"))
+epochs = int(c[2].number_input("Epochs", 1, 50, start.epochs, key="cls_epochs"))
 max_steps = int(c[3].number_input("Max steps (0 = whole epochs)", 0, 100_000, 0, key="cls_max_steps"))
 c = st.columns(4)
-lr = c[0].select_slider("Learning rate", [1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3], 5e-5, key="cls_lr",
+lr = c[0].select_slider("Learning rate", [1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3], start.lr, key="cls_lr",
                         format_func=lambda v: f"{v:g}", help="The book: 5e-5.")
-batch = int(c[1].number_input("Batch size", 1, 64, 8, key="cls_batch"))
+batch = int(c[1].number_input("Batch size", 1, 64, start.batch_size, key="cls_batch"))
 context = active_model().cfg.context_length
 max_len = int(c[2].number_input(f"Max length (0 = longest, ≤ {context})", 0, context, 0, key="cls_max_len"))
-balance = c[3].toggle("Balance the classes (the book)", True, key="cls_balance")
+balance = c[3].toggle("Balance the classes (the book)", start.balance, key="cls_balance")
 settings = ft.ClassifySettings(source, mode, position, epochs, max_steps or None, lr, batch, max_len or None, balance)
 
 snap, result = finetune_controls(

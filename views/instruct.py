@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core import guided
 from core import instruct_job as ft
 from core.instruct import custom_collate_fn, format_example, generate_responses, score_responses, train_instruct
 from core.model_spec import tied_head_note
@@ -66,19 +67,20 @@ if records is not None:
                    "targets are the inputs shifted by one. Hover a token to see the target it predicts.")
 
 st.subheader("Settings")
+start = guided.instruct_settings(from_scratch=scratch)  # the guided path's settings for this kind of model
 c = st.columns(4)
-epochs = int(c[0].number_input("Epochs", 1, 20, 10 if scratch else 2, key="ins_epochs"))
-max_steps = int(c[1].number_input("Max steps (0 = whole epochs)", 0, 100_000, 400 if scratch else 30,
+epochs = int(c[0].number_input("Epochs", 1, 20, start.epochs, key="ins_epochs"))
+max_steps = int(c[1].number_input("Max steps (0 = whole epochs)", 0, 100_000, start.max_steps or 0,
                                   key="ins_max_steps"))
-lr = c[2].select_slider("Learning rate", [1e-5, 5e-5, 1e-4, 5e-4, 1e-3], 1e-3 if scratch else 5e-5, key="ins_lr",
+lr = c[2].select_slider("Learning rate", [1e-5, 5e-5, 1e-4, 5e-4, 1e-3], start.lr, key="ins_lr",
                         format_func=lambda v: f"{v:g}", help="The book: 5e-5 for pretrained GPT-2 medium; a "
                         "random-init tiny model needs a larger one.")
-batch = int(c[3].number_input("Batch size", 1, 32, 8, key="ins_batch"))
+batch = int(c[3].number_input("Batch size", 1, 32, start.batch_size, key="ins_batch"))
 c = st.columns(4)
 max_len = int(c[0].number_input(f"Max length (≤ {context})", 2, context, context, key="ins_max_len"))
-n_eval = int(c[1].number_input("Test examples to answer", 1, 50, 40 if scratch else 10, key="ins_n_eval"))
-max_new = int(c[2].number_input("Max new tokens per answer", 1, limits().cap("max_new_tokens", 256), 32,
-                                key="ins_max_new"))
+n_eval = int(c[1].number_input("Test examples to answer", 1, 50, start.n_eval, key="ins_n_eval"))
+max_new = int(c[2].number_input("Max new tokens per answer", 1, limits().cap("max_new_tokens", 256),
+                                start.max_new_tokens, key="ins_max_new"))
 mask = bool(st.session_state.get("ins_mask", scratch))
 c[3].caption(f"Prompt masking: **{'on' if mask else 'off'}** (the toggle above the X-ray).")
 settings = ft.InstructSettings(source, epochs, max_steps or None, lr, batch, max_len, mask, n_eval, max_new,

@@ -32,7 +32,7 @@ with train_tab:
     cfg = tp.model_controls()
 
     st.subheader("3 · Training settings")
-    settings = tp.settings_controls()
+    settings = tp.settings_controls(corpus)
 
     st.subheader("4 · Pre-flight check")
     tp.preflight_panel(cfg, settings, corpus)
