@@ -93,14 +93,23 @@ class RunView:
 
     @property
     def eta_s(self) -> float | None:
-        """Seconds left at the current pace (tokens/s includes evaluation time: it is measured on the wall clock)."""
-        tps, ctx = self.tokens_per_s, self.settings.get("context_length") or self.model_config.get("context_length")
-        if not self.active or not tps or not ctx or not self.max_steps:
+        """Seconds left at the recent pace: wall-clock seconds per step over the last :data:`ETA_WINDOW` steps
+        (evaluations, samples and checkpoints included), never counting step 1, whose warm-up is several times
+        slower than the rest. Falls back to the run's tokens/s when too few steps are recorded."""
+        if not self.active or not self.max_steps:
             return None
-        steps_per_s = tps / (self.settings["batch_size"] * ctx)
-        return max(0, self.max_steps - self.step) / steps_per_s
+        left = max(0, self.max_steps - self.step)
+        timed = [r for r in self.records[-ETA_WINDOW:] if r.get("step", 0) > 1 and r.get("elapsed_s") is not None]
+        if len(timed) >= 2 and timed[-1]["step"] > timed[0]["step"] and timed[-1]["elapsed_s"] > timed[0]["elapsed_s"]:
+            per_step = (timed[-1]["elapsed_s"] - timed[0]["elapsed_s"]) / (timed[-1]["step"] - timed[0]["step"])
+            return left * per_step
+        tps, ctx = self.tokens_per_s, self.settings.get("context_length") or self.model_config.get("context_length")
+        if not tps or not ctx:
+            return None
+        return left * self.settings["batch_size"] * ctx / tps
 
 
+ETA_WINDOW = 60  # steps: long enough to hold a few evaluations, short enough to follow a change of pace
 OVERFIT_EPOCHS = 5
 
 
