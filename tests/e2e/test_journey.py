@@ -29,6 +29,7 @@ PRETRAIN_STEPS = 30  # tiny preset, batch 2: well under a minute on 2 CPU cores
 CLASSIFY_STEPS = 30  # at learning rate 5e-4: seconds, and well above the majority baseline
 INSTRUCT_STEPS = 5  # enough to see the before/after table; a tiny model learns no answers this fast
 RESULT_TIMEOUT_MS = 240_000  # a training run or fine-tune on a heavily loaded 2-core machine
+GUIDED_TIMEOUT_MS = 900_000  # the guided pretraining run: about 3½ minutes on a quiet 2-core machine
 TITLES = ("Start here", "Tokenizer", "Sampling windows", "Embeddings", "Attention", "Architecture", "Pretraining",
           "Generation", "LoRA lab", "Classification", "Instructions")
 
@@ -89,15 +90,19 @@ def _text(page, text: str | re.Pattern, timeout_ms: float = 30_000):
 
 
 # ================================================================================================ the journey
-def walk_journey(page, url: str, shot: Shot) -> dict[str, Any]:
-    """Walk every page in the guided path's order; returns what was made on the way (run ids)."""
+def walk_journey(page, url: str, shot: Shot, guided: bool = False) -> dict[str, Any]:
+    """Walk every page in the guided path's order; returns what was made on the way (run id, each stage's figure).
+
+    ``guided=False`` (CI): short runs on the tiny preset. ``guided=True`` (bench/guided_journey.py): the guide's
+    own settings — the pages' defaults — with each training stage timed from its Start click to its result.
+    """
     from core.config import GPTConfig
     from core.journey import PAGES
     from core.stats import total_parameters
     from core.tokenizers import get_tokenizer
 
     assert tuple(p.title for p in PAGES) == TITLES, "the pages changed: update the journey (and TITLES) to match"
-    made: dict[str, Any] = {}
+    made: dict[str, Any] = {"stages": {}}
     page.set_default_timeout(30_000)
 
     # 01 · Start here: the pipeline (a clickable box per stage) and the guided path.
@@ -168,20 +173,14 @@ def walk_journey(page, url: str, shot: Shot) -> dict[str, Any]:
     shot(page, "06_architecture", _main(page).get_by_text("Architecture", exact=True).last)
     _follow_next(page, TITLES[6])
 
-    # 07 · Pretraining: a short tiny run to the end, then make it the active model.
-    _set_number(page, "Steps", PRETRAIN_STEPS)
-    _set_number(page, "Batch size", 2)
-    _set_number(page, "Warmup steps", 5)
-    _set_number(page, "Evaluate every", 15)
-    _set_number(page, "Sample every", 15)
-    run_id = _main(page).get_by_label(re.compile(r"^Run id")).input_value()
-    made["run_id"] = run_id
-    page.get_by_role("button", name="Start training", exact=True).click()
-    _text(page, f"Finished {PRETRAIN_STEPS} steps", timeout_ms=RESULT_TIMEOUT_MS)
-    _text(page, f"Step {PRETRAIN_STEPS} of {PRETRAIN_STEPS} · finished")
+    # 07 · Pretraining: a run to the end (guided: the defaults; CI: a short tiny run), then make it active.
+    run_id, steps = _pretrain(page, made, guided)
+    _text(page, f"Step {steps} of {steps} · finished")
     wait_for_app(page)
     val = _metric(page, "Val loss").inner_text().strip()
     assert re.fullmatch(r"\d+\.\d+", val), f"no validation loss after the run: {val!r}"
+    sample = _main(page).get_by_text(re.compile(rf"^step {steps:,}$")).first.locator("xpath=following-sibling::div[1]")
+    made["stages"]["Pretraining"]["figure"] = f"val loss {val}; sample at step {steps}: {sample.inner_text()!r}"
     _assert_clean(page, "Pretraining")
     page.get_by_role("button", name="Use this run as the active model", exact=True).click()
     wait_for_app(page)
@@ -213,40 +212,87 @@ def walk_journey(page, url: str, shot: Shot) -> dict[str, Any]:
     shot(page, "09_lora", _main(page).get_by_text("Layer", exact=True).first)
     _follow_next(page, TITLES[9])
 
-    # 10 · Classification: a short fine-tune on the built-in spam set, to the test-set evaluation.
-    _set_number(page, "Max steps (0 = whole epochs)", CLASSIFY_STEPS)
-    lr = _main(page).get_by_role("slider", name="Learning rate")
-    lr.focus()
-    lr.press("ArrowRight")  # 5e-5 (the book's, for pretrained GPT-2) → 1e-4 → 5e-4: a tiny model needs more
-    lr.press("ArrowRight")
-    wait_for_app(page)
-    assert lr.get_attribute("aria-valuetext") == "0.0005", lr.get_attribute("aria-valuetext")
+    # 10 · Classification on the built-in spam set, to the test-set evaluation (CI: a short fine-tune).
+    if not guided:
+        _set_number(page, "Max steps (0 = whole epochs)", CLASSIFY_STEPS)
+        lr = _main(page).get_by_role("slider", name="Learning rate")
+        lr.focus()
+        lr.press("ArrowRight")  # 5e-5 (the book's, for pretrained GPT-2) → 1e-4 → 5e-4: a tiny run needs more
+        lr.press("ArrowRight")
+        wait_for_app(page)
+        assert lr.get_attribute("aria-valuetext") == "0.0005", lr.get_attribute("aria-valuetext")
+    start = time.perf_counter()
     page.get_by_role("button", name="Start", exact=True).click()
     test_set = _main(page).get_by_role("heading", name="Test set")
     test_set.wait_for(timeout=RESULT_TIMEOUT_MS)
+    seconds = time.perf_counter() - start
     wait_for_app(page)
     acc = _metric(page, "Test accuracy").inner_text().strip()
     assert re.fullmatch(r"\d+\.\d%", acc), acc
+    majority = _metric(page, "Majority-class baseline").inner_text().strip()
+    made["stages"]["Classification"] = {"seconds": seconds, "figure": f"test accuracy {acc} vs majority "
+                                        f"baseline {majority}", "accuracy": float(acc[:-1]),
+                                        "majority": float(majority[:-1])}
     _text(page, "Ablation table (this session's runs)")
     _assert_clean(page, "Classification")
     made["classify_accuracy"] = acc
     shot(page, "10_classify", test_set)
     _follow_next(page, TITLES[10])
 
-    # 11 · Instructions: a few fine-tuning steps on the built-in set; scores before and after.
-    _set_number(page, "Max steps (0 = whole epochs)", INSTRUCT_STEPS)
-    _set_number(page, "Test examples to answer", 3)
-    _set_number(page, "Max new tokens per answer", 12)
+    # 11 · Instructions on the built-in set; scores before and after (CI: a few steps).
+    if not guided:
+        _set_number(page, "Max steps (0 = whole epochs)", INSTRUCT_STEPS)
+        _set_number(page, "Test examples to answer", 3)
+        _set_number(page, "Max new tokens per answer", 12)
+    start = time.perf_counter()
     page.get_by_role("button", name="Start", exact=True).click()
-    after = _main(page).get_by_role("heading", name=re.compile(r"^Before and after fine-tuning \(3 test examples"))
+    after = _main(page).get_by_role("heading", name=re.compile(r"^Before and after fine-tuning \(\d+ test examples"))
     after.wait_for(timeout=RESULT_TIMEOUT_MS)
+    seconds = time.perf_counter() - start
     wait_for_app(page)
-    for label in ("Exact match", "Token F1", "Similarity (heuristic)"):
-        _metric(page, label).wait_for()
+    scores = {label: _metric(page, label).inner_text().strip() for label in ("Exact match", "Token F1",
+                                                                             "Similarity (heuristic)")}
+    deltas = {label: page.locator('[data-testid="stMetric"]', has=page.locator('[data-testid="stMetricLabel"]',
+              has_text=label)).first.locator('[data-testid="stMetricDelta"]').inner_text().strip()
+              for label in ("Exact match", "Token F1")}
+    made["stages"]["Instructions"] = {
+        "seconds": seconds, "exact_match_gain": deltas["Exact match"], "token_f1_gain": deltas["Token F1"],
+        "figure": f"exact match {scores['Exact match']} ({deltas['Exact match']} vs untuned), token F1 "
+                  f"{scores['Token F1']} ({deltas['Token F1']})"}
     _assert_clean(page, "Instructions")
     shot(page, "11_instruct", after)
     assert _main(page).get_by_role("link", name=re.compile("^Next:")).count() == 0  # the end of the path
     return made
+
+
+def _pretrain(page, made: dict[str, Any], guided: bool) -> tuple[str, int]:
+    """Start a pretraining run and wait for its end; guided: the defaults, with the pre-flight estimate first."""
+    if guided:
+        preset = _main(page).get_by_role("combobox", name="Model preset", exact=True).input_value()
+        assert preset.startswith("mini —"), preset  # the guide's preset is the page's default
+        steps = int(_main(page).get_by_label("Steps", exact=True).input_value())
+        page.get_by_role("button", name="Measure speed", exact=True).click()
+        estimate = _text(page, re.compile(r"^Estimated time on this device"), timeout_ms=120_000).inner_text()
+        made["estimate_s"] = _seconds(re.search(r"≈ ([^—]+?) —", estimate).group(1))
+    else:
+        _select(page, "Model preset", re.compile(r"^tiny —"))
+        steps = PRETRAIN_STEPS
+        for label, value in (("Steps", steps), ("Batch size", 2), ("Warmup steps", 5), ("Evaluate every", 15),
+                             ("Sample every", 15)):
+            _set_number(page, label, value)
+    run_id = _main(page).get_by_label(re.compile(r"^Run id")).input_value()
+    made["run_id"] = run_id
+    start = time.perf_counter()
+    page.get_by_role("button", name="Start training", exact=True).click()
+    _text(page, f"Finished {steps} steps", timeout_ms=GUIDED_TIMEOUT_MS if guided else RESULT_TIMEOUT_MS)
+    made["stages"]["Pretraining"] = {"seconds": time.perf_counter() - start}
+    return run_id, steps
+
+
+def _seconds(text: str) -> float:
+    """``42 s`` / ``3 min 20 s`` / ``2 h 05 min`` (ui.format.fmt_duration) → seconds."""
+    units = {"h": 3600, "min": 60, "s": 1}
+    return float(sum(int(n) * units[u] for n, u in re.findall(r"(\d+) (h|min|s)\b", text)))
 
 
 # ================================================================================================== the test
