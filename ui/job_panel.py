@@ -24,7 +24,8 @@ from core.jobs import ACTIVE, JobBusyError, registry
 from ui import state
 
 log = logging.getLogger("llm_scratch_lab")
-POLL_S = 1.0
+POLL_S = 3.0  # seconds between polls of a running job's numbers (each redraw costs the browser CPU)
+SLOW_POLL_S = 9.0  # … of its charts
 
 
 @dataclass(frozen=True)
@@ -117,26 +118,31 @@ def job_status(snap: dict[str, Any]) -> None:
         st.progress(snap["progress"], text=f"{snap['run_id']} · {snap['status']} · {snap['message']}")
 
 
-def live(poll: Callable[[], tuple[bool, Any]], draw: Callable[[Any], None]) -> bool:
-    """Draw what ``poll()`` returns; while it says the job is active, re-poll every second.
+def live(poll: Callable[[], tuple[bool, Any]], draw: Callable[[Any], None], every: float = POLL_S) -> bool:
+    """Draw what ``poll()`` returns; while it says the job is active, re-poll every ``every`` seconds.
 
     ``poll() -> (active, view)``; ``draw(view)`` draws it (``view`` may be None: nothing to show yet). When an
     active job ends, the whole page reruns so that its results and actions appear. Returns ``active``.
+    Each poll re-sends everything ``draw`` draws, and each element re-sent costs the browser work: keep what
+    ``draw`` draws to what changes, and use a longer ``every`` for heavy elements (charts).
     """
     active, view = poll()
     if active:
-        _live_fragment(poll, draw)
+        (_live_fragment if every == POLL_S else _slow_fragment)(poll, draw)
     else:
         draw(view)
     return active
 
 
-@st.fragment(run_every=POLL_S)
-def _live_fragment(poll: Callable[[], tuple[bool, Any]], draw: Callable[[Any], None]) -> None:
+def _live_body(poll: Callable[[], tuple[bool, Any]], draw: Callable[[Any], None]) -> None:
     active, view = poll()
     if not active:
         st.rerun()  # the whole page: draw the finished state and what follows it
     draw(view)
+
+
+_live_fragment = st.fragment(_live_body, run_every=POLL_S)
+_slow_fragment = st.fragment(_live_body, run_every=SLOW_POLL_S)
 
 
 def finetune_controls(

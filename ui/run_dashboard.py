@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from functools import partial
 
 import pandas as pd
 import streamlit as st
@@ -23,7 +24,7 @@ from core.runs import (
 from ui import state
 from ui.figures_train import compare_figure, loss_figure, samples_html
 from ui.format import fmt_duration, fmt_loss, format_bytes
-from ui.job_panel import live, may_control, start_job, stop_button
+from ui.job_panel import SLOW_POLL_S, live, may_control, start_job, stop_button
 from ui.train_panel import FLASH, MAX_DOWNLOAD_BYTES, PANEL, PROMPT, STATUS_LABELS, runs_dir
 
 log = logging.getLogger("llm_scratch_lab")
@@ -47,7 +48,13 @@ def current_run_id() -> str | None:
 
 
 def run_dashboard() -> None:
-    """The current run: live (polled every second by a fragment) while it trains, final state afterwards."""
+    """The current run: live while it trains, final state afterwards.
+
+    Live, two fragments poll the job: the progress and numbers every POLL_S seconds, the chart and samples
+    every SLOW_POLL_S; the chart's controls and the Stop button sit between them, outside, so a poll re-sends
+    only what can have changed (each element re-sent costs the browser work, taken from the training on a shared
+    CPU; bench/dashboard_browser.py measures it).
+    """
     rid = current_run_id()
     if rid is None:
         return
@@ -56,7 +63,12 @@ def run_dashboard() -> None:
         PANEL.watch(None)
         return
     st.subheader(f"Run {rid}", divider="gray")
-    live(lambda: _poll(rid), _dashboard_body)
+    poll = partial(_poll, rid)
+    live(poll, _status_body)
+    if view.active and view.status != "elsewhere":  # in the hosted demo only the visitor who started it
+        stop_button(PANEL, view.run_id, active=True)
+    how = _chart_controls(view)
+    live(poll, partial(_chart_body, how=how), every=SLOW_POLL_S)
     _run_actions(view)
 
 
@@ -65,7 +77,7 @@ def _poll(rid: str) -> tuple[bool, RunView | None]:
     return view is not None and view.active, view
 
 
-def _dashboard_body(view: RunView) -> None:
+def _status_body(view: RunView) -> None:
     label = STATUS_LABELS.get(view.status, view.status)
     if view.max_steps:
         st.progress(min(1.0, view.step / view.max_steps), text=f"Step {view.step:,} of {view.max_steps:,} · {label}")
@@ -97,8 +109,10 @@ def _dashboard_body(view: RunView) -> None:
         st.warning(f"The loss ({view.train_loss:,.1f}) is far above a uniform guess (ln({vocab:,}) = "
                    f"{math.log(vocab):.2f}): the learning rate is probably too high; consider stopping.",
                    icon=":material/trending_up:")
-    if view.active and view.status != "elsewhere":  # in the hosted demo only the visitor who started it
-        stop_button(PANEL, view.run_id, active=True)
+
+
+def _chart_controls(view: RunView) -> tuple:
+    """x-axis, log scale, perplexity, learning rate: ``loss_figure``'s arguments after the records."""
     c = st.columns([2, 1, 1, 1])
     x = c[0].radio("x-axis", ["step", "tokens_seen"], horizontal=True, key="pt_x",
                    format_func=lambda v: v.replace("_", " "))
@@ -106,7 +120,11 @@ def _dashboard_body(view: RunView) -> None:
     ppl = c[2].toggle("Perplexity", key="pt_ppl", help="exp(loss): the number of equally likely tokens the model "
                       "is choosing between, on average.")
     lr = c[3].toggle("Learning rate", key="pt_lr_overlay", help="The warmup + cosine schedule, on a right-hand axis.")
-    st.plotly_chart(loss_figure(view.records, x, log_y, ppl, lr, vocab), width="stretch", key="pt_loss_fig")
+    return x, log_y, ppl, lr, view.model_config.get("vocab_size")
+
+
+def _chart_body(view: RunView, how: tuple) -> None:
+    st.plotly_chart(loss_figure(view.records, *how), width="stretch", key="pt_loss_fig")
     prompt = view.settings.get("sample_prompt", PROMPT)
     st.markdown(f"**Samples during training** — greedy continuations of “{prompt}”, newest first")
     every = view.settings.get("sample_every")
