@@ -52,6 +52,17 @@ def runs(tmp_path, monkeypatch):
         assert job.wait(60), f"job {job.run_id} did not stop"
 
 
+def open_code(at):
+    """Open every "Show the code" expander of the page (their source is sent only while open) and rerun."""
+    keys = [k for k in at.session_state.keys() if k.startswith("code_")]
+    assert keys, "the page has no 'Show the code' expander"
+    for key in keys:
+        at.session_state[key] = True
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def app_page(page: str, **params: str):
     """A new AppTest session of the whole app (router and sidebar) on ``page``, with URL ``params``; it must
     render without an exception."""

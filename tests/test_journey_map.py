@@ -8,7 +8,7 @@ import re
 import pytest
 
 from core.journey import GUIDE, GUIDE_LATER, PAGES
-from tests.conftest import ROOT, app_page
+from tests.conftest import ROOT, app_page, open_code
 
 
 def test_stages_are_numbered_once_each_in_order():
@@ -58,7 +58,8 @@ def test_the_home_pipeline_links_every_stage():
 ])
 def test_show_the_code_sits_by_each_panel_and_covers_the_model(path, sources):
     at = _page(path)
-    codes = [c.value for c in at.code]
+    assert not [c for c in at.code if "def " in c.value], "code is sent before its expander is opened"
+    codes = [c.value for c in open_code(at).code]
     for src in sources:
         assert any(src in c for c in codes), f"{path} never shows {src}"
     assert len(at.get("expander")) >= 3, "one 'Show the code' per panel, not one per page"

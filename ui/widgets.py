@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 from collections.abc import Callable, Iterator
@@ -41,9 +42,23 @@ def guard(what: str = "this step") -> Iterator[None]:
         )
 
 
+def code_key(*functions: Callable, label: str = "Show the code") -> str:
+    """The session key that says whether :func:`show_code`'s expander for these functions is open."""
+    names = " ".join(f"{inspect.unwrap(fn).__module__}.{inspect.unwrap(fn).__qualname__}" for fn in functions)
+    return "code_" + hashlib.sha256(f"{label}|{names}".encode()).hexdigest()[:12]
+
+
 def show_code(*functions: Callable, label: str = "Show the code") -> None:
-    """An expander with the source of the ``core`` functions that produced what the page shows."""
-    with st.expander(label, icon=":material/code:"):
+    """An expander with the source of the ``core`` functions that produced what the page shows.
+
+    The source is sent only while the expander is open: highlighted code is thousands of elements in the
+    browser, which every live redraw of a page (a training dashboard) would otherwise walk again.
+    """
+    key = code_key(*functions, label=label)
+    with st.expander(label, icon=":material/code:", key=key, on_change="rerun"):
+        if not st.session_state.get(key):
+            st.caption("Open to read the code.")
+            return
         for fn in functions:
             target = inspect.unwrap(fn)
             st.caption(f"`{target.__module__}.{target.__qualname__}`")
