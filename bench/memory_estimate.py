@@ -2,8 +2,8 @@
 
 Each configuration trains two steps in a fresh process on one thread; the peak is the growth of its VmHWM after
 the imports (``ru_maxrss`` would carry the parent's peak across exec). The peer is the measurement itself: the
-report prints estimate ÷ peak per configuration and the
-least-squares coefficients (bytes per parameter, per logit, per block activation, per attention weight) that the
+report prints estimate ÷ peak per configuration and the least-squares coefficients (bytes per parameter, per logit
+of one block of the fused head, per output-head weight, per block activation, per attention weight) that the
 formula in :func:`core.train_memory.estimate_training_memory` rounds.
 
     python bench/memory_estimate.py            # the full grid (about a minute on 2 cores)
@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.config import GPTConfig  # noqa: E402
+from core.fused_head import CHUNK_ROWS  # noqa: E402
 from core.stats import total_parameters  # noqa: E402
 from core.train import TrainSettings, estimate_training_memory  # noqa: E402
 from tests.test_train_memory import PROBE  # noqa: E402 - the same probe the test uses
@@ -54,12 +55,13 @@ def main() -> int:
         peak = measure(cfg, batch)
         print(f"{layers:>6} {heads:>5} {ctx:>4} {batch:>5} {drop:>4} {emb:>4} {est / 2**20:>9,.0f}M "
               f"{peak / 2**20:>9,.0f}M {est / peak:>9.2f}")
-        rows.append([total_parameters(cfg), batch * ctx * cfg.vocab_size, batch * ctx * emb * layers,
+        rows.append([total_parameters(cfg), min(batch * ctx, CHUNK_ROWS) * cfg.vocab_size, cfg.vocab_size * emb,
+                     batch * ctx * emb * layers,
                      batch * heads * ctx * ctx * layers if drop > 0 else 0])
         peaks.append(peak)
-    if len(rows) >= 4:
+    if len(rows) >= 5:
         coef, *_ = np.linalg.lstsq(np.array(rows, float), np.array(peaks, float), rcond=None)
-        print("refit bytes per parameter, logit, block activation, attention weight:",
+        print("refit bytes per parameter, block logit, head weight, block activation, attention weight:",
               ", ".join(f"{c:.1f}" for c in coef))
     return 0
 

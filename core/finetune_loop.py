@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from core.errors import LabError
-from core.train_step import LossFn, train_step
+from core.train_step import LossFn, adamw, train_step
 
 BatchFn = Callable[[Any, torch.device], tuple[Any, Any, LossFn, int]]
 
@@ -97,7 +97,7 @@ def _optimizer(model: nn.Module, lr: float, weight_decay: float, hint: str) -> t
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise LabError(f"The model has no trainable parameters; {hint}")
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    return adamw(params, lr=lr, weight_decay=weight_decay)
 
 
 def run_epochs(

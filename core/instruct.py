@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 
 from core.classify_data import encode_text
 from core.finetune_loop import LoopProgress, LoopResult, batches_in_eval_mode, run_epochs
+from core.fused_head import fused_head, linear_cross_entropy
 from core.instruct_data import (  # noqa: F401  (importable from here, where the book's chapter 7 names live)
     IGNORE_INDEX,
     PAD_TOKEN_ID,
@@ -52,6 +53,7 @@ from core.instruct_score import (  # noqa: F401
     similarity_score,
     token_f1,
 )
+from core.model import GPTModel
 
 
 # -------------------------------------------------------------------------------------------------- training
@@ -59,23 +61,24 @@ def calc_loss_batch(input_batch: torch.Tensor, target_batch: torch.Tensor, model
     """Mean cross-entropy over the targets that count (not ``-100``).
 
     Only the positions that count go through the output head: with a masked prompt (or a lot of padding) that
-    is a small part of the batch, and the head over GPT-2's 50,257 tokens is most of a small model's work. The
+    is a small part of the batch, and the head over GPT-2's 50,257 tokens is most of a small model's work (the
+    project's GPT goes through :func:`core.fused_head.linear_cross_entropy`). The
     loss is the same as the book's ``cross_entropy(logits.flatten(0, 1), targets.flatten())``.
     A batch whose targets are all ignored gives 0 rather than the NaN of 0 / 0.
     """
     device = device or model.tok_emb.weight.device
     targets = target_batch.to(device)  # (B, T)
     keep = targets != IGNORE_INDEX  # (B, T)
-    head = getattr(model, "out_head", None)
-    try:
-        hidden = model(input_batch.to(device), return_hidden=True) if head is not None else None  # (B, T, C)
-    except TypeError:  # a model without the return_hidden option: score every position
-        hidden = None
-    if hidden is not None:
-        logits, wanted = head(hidden[keep]), targets[keep]  # (N, V), (N,) for the N counted positions
-    else:
-        logits, wanted = model(input_batch.to(device)).flatten(0, 1), targets.flatten()  # (B·T, V), (B·T,)
-    total = F.cross_entropy(logits, wanted, ignore_index=IGNORE_INDEX, reduction="sum")
+    inner = getattr(model, "module", model)  # DistributedDataParallel keeps the model in .module
+    if not isinstance(inner, GPTModel):  # another model (the book's own): score every position from its logits
+        logits = model(input_batch.to(device)).flatten(0, 1)  # (B·T, V)
+        total = F.cross_entropy(logits, targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+        return total / keep.sum().clamp(min=1)
+    hidden = model(input_batch.to(device), return_hidden=True)[keep]  # (N, C): only the N counted positions
+    head = fused_head(model)
+    if head is not None:
+        return linear_cross_entropy(hidden, head.weight, targets[keep])
+    total = F.cross_entropy(inner.out_head(hidden), targets[keep], reduction="sum")  # a LoRA-wrapped head
     return total / keep.sum().clamp(min=1)
 
 

@@ -30,15 +30,18 @@ def preflight_numbers(n_tokens: int, cfg: GPTConfig, settings: TrainSettings) ->
     }  # fmt: skip
 
 
-def estimate_seconds(numbers: dict[str, Any], settings: TrainSettings, tokens_per_s: float) -> dict[str, float]:
-    """Training time from a measured speed: the steps, plus evaluations (a forward pass costs ~1/3 of a step)."""
+def estimate_seconds(numbers: dict[str, Any], settings: TrainSettings, tokens_per_s: float,
+                     eval_tokens_per_s: float | None = None) -> dict[str, float]:
+    """Training time from measured speeds (:func:`core.train.probe_speeds`): the steps, plus the evaluations at
+    ``eval_tokens_per_s`` (when not measured: an evaluation batch taken as 1/3 of a step)."""
     per_step = numbers["tokens_per_step"] / tokens_per_s
+    per_eval_batch = numbers["tokens_per_step"] / eval_tokens_per_s if eval_tokens_per_s else per_step / 3
     train = settings.max_steps * per_step
     n_evals = settings.max_steps // settings.eval_every + 2  # at step 1, every eval_every, and at the end
     val_batches = math.ceil(numbers["val_windows"] / settings.batch_size)
     if settings.eval_batches is not None:
         val_batches = min(val_batches, settings.eval_batches)
-    evaluation = n_evals * val_batches * per_step / 3
+    evaluation = n_evals * val_batches * per_eval_batch
     return {"train": train, "eval": evaluation, "total": train + evaluation}
 
 

@@ -67,8 +67,8 @@ from core.train_data import (  # noqa: F401 - re-exported: the public API is cor
 from core.train_eval import Evaluation
 from core.train_memory import _gib, available_memory, estimate_training_memory  # noqa: F401
 from core.train_plan import plan_data
-from core.train_speed import make_train_step, probe_speed  # noqa: F401
-from core.train_step import StepResult, autocast, train_step  # noqa: F401 - StepResult: part of core.train
+from core.train_speed import PROBE_MIN_S, make_train_step, probe_speed, probe_speeds  # noqa: F401
+from core.train_step import StepResult, adamw, autocast, train_step  # noqa: F401 - StepResult: part of core.train
 
 list_runs = runs.list_runs
 
@@ -218,7 +218,7 @@ class Trainer(RunRecorder, Evaluation):
 
     def _new_optimizer(self) -> torch.optim.AdamW:
         s = self.settings
-        return torch.optim.AdamW(self.model.parameters(), lr=lr_at(1, s), weight_decay=s.weight_decay)
+        return adamw(self.model.parameters(), lr=lr_at(1, s), weight_decay=s.weight_decay)
 
     # ----------------------------------------------------------------------------------------- loop
     def run(

@@ -11,8 +11,8 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from core.fused_head import next_token_loss
 from core.train_plan import split_sizes
 
 
@@ -63,10 +63,12 @@ def calc_loss_batch(
         input_batch, target_batch: (B, L) token ids; targets are the inputs shifted by one.
         model: the GPT (or its DDP wrapper).
         device: where the model lives.
+
+    The project's GPT is scored by :func:`core.fused_head.next_token_loss` (the head and the cross-entropy a block
+    of rows at a time, same numbers); any other model, the book's own included, from its full logits.
     """
     input_batch, target_batch = input_batch.to(device), target_batch.to(device)
-    logits = model(input_batch)  # (B, L, V)
-    return F.cross_entropy(logits.flatten(0, 1).float(), target_batch.flatten())
+    return next_token_loss(model, input_batch, target_batch)
 
 
 def calc_loss_loader(data_loader: Any, model: torch.nn.Module, device: torch.device | str | None = None,

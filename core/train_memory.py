@@ -8,6 +8,7 @@ import torch
 
 from core.config import GPTConfig
 from core.distributed import _resolve_device
+from core.fused_head import CHUNK_ROWS
 from core.stats import total_parameters
 from core.train_config import TrainSettings
 
@@ -33,9 +34,11 @@ def estimate_training_memory(
 ) -> dict[str, Any]:
     """The memory one training process needs at its peak, next to what is free.
 
-    A fit of measured peaks (``bench/memory_estimate.py``; within ±6 % on its grid, checked to ±25 % by the
-    tests): 16 bytes a parameter (weights, gradients, AdamW's two moments), 14 bytes per logit (``B·L·V``: the
-    logits, their log-softmax and both gradients), 48 bytes per block activation (``B·L·C·n_layers``) and, when
+    A fit of measured peaks (``bench/memory_estimate.py``; 0.86–1.04 of the peak on its grid, checked to ±25 % by the
+    tests): 16 bytes a parameter (weights, gradients, AdamW's two moments), 12 bytes per logit of one block of the
+    fused head (``min(B·L, 256)·V``: :mod:`core.fused_head` never holds the full ``B·L·V`` logits), 8 bytes per
+    output-head weight (``V·C``: the head's gradient, worked out in the forward pass, and its scaled copy),
+    48 bytes per block activation (``B·L·C·n_layers``) and, when
     dropout is on outside CUDA, 12 bytes per attention weight (``B·H·L²·n_layers``): PyTorch's CPU attention
     then keeps the whole L×L matrix of every head for the backward pass, which dominates long contexts.
 
@@ -59,7 +62,7 @@ def estimate_training_memory(
     b = max(1, settings.batch_size // max(1, world_size))
     ctx = settings.context_length or model_cfg.context_length
     blocks = b * ctx * model_cfg.emb_dim * model_cfg.n_layers * 48
-    logits = b * ctx * model_cfg.vocab_size * 14
+    logits = min(b * ctx, CHUNK_ROWS) * model_cfg.vocab_size * 12 + model_cfg.vocab_size * model_cfg.emb_dim * 8
     full_attention = model_cfg.drop_rate > 0 and dev.type != "cuda"  # no fused kernel: the L×L matrices stay
     attention = b * model_cfg.n_heads * ctx * ctx * model_cfg.n_layers * 12 if full_attention else 0
     est = {

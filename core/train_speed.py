@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -17,7 +18,7 @@ from core.errors import check_int
 from core.model import GPTModel
 from core.train_config import TrainSettings
 from core.train_data import calc_loss_batch
-from core.train_step import train_step
+from core.train_step import adamw, autocast, train_step
 
 
 def make_train_step(
@@ -42,7 +43,7 @@ def make_train_step(
     if precision == "auto":
         precision = "bf16-autocast" if _native_bf16(device) else "fp32"
     amp, _ = _autocast_dtype(precision, device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = adamw(model.parameters(), lr=lr, weight_decay=weight_decay)
 
     def step(inputs: torch.Tensor, targets: torch.Tensor) -> float:
         result = train_step(
@@ -66,36 +67,65 @@ def _native_bf16(device: torch.device) -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def probe_speed(model_cfg: GPTConfig, settings: TrainSettings, steps: int = 3) -> float:
+PROBE_MIN_S = 3.0  # what the Pretraining page times at least: a tiny model's 2 steps take a fraction of a second
+
+
+def probe_speed(model_cfg: GPTConfig, settings: TrainSettings, steps: int = 3, min_seconds: float = 0.0,
+                max_steps: int = 30) -> float:
     """Measure training throughput in tokens/s over a few steps on random tokens (for the UI's time estimate).
 
-    One warm-up step is not timed. The global RNG is restored afterwards, so a running job is not disturbed.
+    One warm-up step is not timed; then at least ``steps`` steps are, and more (up to ``max_steps``) until
+    ``min_seconds`` have passed, so a small model's estimate does not rest on a fraction of a second. The global
+    RNG is restored afterwards, so a running job is not disturbed.
 
     Example:
         >>> probe_speed(GPTConfig.preset("tiny"), TrainSettings(batch_size=4), steps=2) > 0  # doctest: +SKIP
         True
     """
+    return probe_speeds(model_cfg, settings, steps, min_seconds, max_steps, evaluation=False)["train"]
+
+
+def probe_speeds(model_cfg: GPTConfig, settings: TrainSettings, steps: int = 3, min_seconds: float = 0.0,
+                 max_steps: int = 30, evaluation: bool = True) -> dict[str, float]:
+    """Tokens/s of training steps (``"train"``, as :func:`probe_speed`) and, with ``evaluation``, of the
+    validation loss's forward passes (``"eval"``, timed for at least a third of ``min_seconds``): an evaluation
+    batch costs about half a training step on a small model, not the third a rule of thumb gives."""
     steps = check_int(steps, "steps", low=1, fix="measure at least one step")
     device = _resolve_device(settings.device)
     amp, _ = _autocast_dtype(settings.precision, device)
     ctx = min(settings.context_length or model_cfg.context_length, model_cfg.context_length)
-    b = settings.batch_size
+    tokens = settings.batch_size * ctx
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         model = GPTModel(model_cfg).to(device).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        opt = adamw(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
         gen = torch.Generator().manual_seed(0)
-        ids = torch.randint(0, model_cfg.vocab_size, (b, ctx + 1), generator=gen).to(device)  # (B, L + 1)
-        start = 0.0
-        for i in range(steps + 1):
-            if i == 1:
-                _sync(device)
-                start = time.perf_counter()
-            train_step(
-                model, opt, ids[:, :-1], ids[:, 1:], loss_fn=calc_loss_batch,
-                grad_clip=settings.grad_clip or math.inf, autocast_dtype=amp, device=device,
-            )  # fmt: skip
+        ids = torch.randint(0, model_cfg.vocab_size, (settings.batch_size, ctx + 1), generator=gen).to(device)
+        step = partial(train_step, model, opt, ids[:, :-1], ids[:, 1:], loss_fn=calc_loss_batch,
+                       grad_clip=settings.grad_clip or math.inf, autocast_dtype=amp, device=device)
+        out = {"train": tokens / _seconds_per_call(step, device, steps, min_seconds, max_steps)}
+        if evaluation:
+            model.eval()
+
+            @torch.no_grad()
+            def forward() -> None:
+                with autocast(device, amp):
+                    calc_loss_batch(ids[:, :-1], ids[:, 1:], model, device)
+
+            out["eval"] = tokens / _seconds_per_call(forward, device, 2, min_seconds / 3, 3 * max_steps)
+    return out
+
+
+def _seconds_per_call(call: Callable[[], object], device: torch.device, at_least: int, min_seconds: float,
+                      at_most: int) -> float:
+    """Mean wall time of ``call`` after one untimed warm-up: ``at_least`` calls, more until ``min_seconds``."""
+    call()  # warm-up: first-call allocations and kernel choices
+    _sync(device)
+    start, done = time.perf_counter(), 0
+    while done < at_least or (done < max(at_least, at_most) and time.perf_counter() - start < min_seconds):
+        call()
         _sync(device)
-    return steps * b * ctx / max(time.perf_counter() - start, 1e-9)
+        done += 1
+    return max(time.perf_counter() - start, 1e-9) / done
 
 
 def _sync(device: torch.device) -> None:

@@ -104,8 +104,10 @@ def test_pretraining_start_refuses_runs_above_the_caps(demo):
     from core.pretrain_job import Corpus, check_caps, start_pretraining
 
     check_caps(GPTConfig.preset("mini"), TrainSettings(max_steps=2_000, batch_size=8))
-    with pytest.raises(LabError, match=r"would need about 3\.2 GB of memory at its peak .* allows 1\.2 GB per run"):
-        check_caps(GPTConfig.preset("mini"), TrainSettings(max_steps=2_000, batch_size=32))  # 32·128 logits
+    check_caps(GPTConfig.preset("mini"), TrainSettings(max_steps=2_000, batch_size=32))  # the fused head: 0.5 GB
+    wide = GPTConfig.preset("tiny", n_heads=16, context_length=256, drop_rate=0.1, n_layers=4)  # L×L per head
+    with pytest.raises(LabError, match=r"would need about 2\.0 GB of memory at its peak .* allows 1\.2 GB per run"):
+        check_caps(wide, TrainSettings(max_steps=2_000, batch_size=32))
     with pytest.raises(LabError, match="2,000 steps"):
         start_pretraining(GPTConfig.preset("tiny"), TrainSettings(max_steps=5_000), Corpus("x " * 5000, "", "t"),
                           "too-long", demo / "runs")

@@ -54,5 +54,7 @@ def test_the_old_run_resumes_to_the_numbers_the_old_code_gave(old_run):
     assert data["status"] == "finished" and data["checkpoint_step"] == 6
     resumed = [(m["step"], m["train_loss"], m["val_loss"]) for m in data["metrics"] if m["step"] > 4]
     assert [r[0] for r in resumed] == [5, 6]
-    assert resumed[0][1] == pytest.approx(OLD_CODE_RESUMED[0][1], abs=1e-6) and resumed[0][2] is None
+    # 1e-5: today's fused head sums the loss in another order than the old F.cross_entropy (a float32 ulp at 10.8
+    # is 1e-6); a wrong resume (other weights, batch or RNG state) moves it by far more
+    assert resumed[0][1] == pytest.approx(OLD_CODE_RESUMED[0][1], abs=1e-5) and resumed[0][2] is None
     assert data["settings"]["schedule_steps"] == 4 and data["metrics"][-1]["lr"] == pytest.approx(1e-4)

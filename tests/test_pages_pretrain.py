@@ -256,3 +256,13 @@ def test_gpt2_weights_from_a_path_become_active_and_offline_download_says_so(run
     at.button(key="pt_gpt2_check").click().run()
     assert not at.exception
     assert any("There is no file at" in e.value for e in at.error)
+
+
+def test_measure_speed_gives_an_estimate_with_training_and_evaluation_time():
+    at = configure(open_page("tiny"), steps=40, batch=4, eval_every=10)
+    at.button(key="pt_measure").click().run()
+    assert_clean(at)
+    [line] = [m.value for m in at.markdown if "Estimated time on this device" in m.value]
+    assert "tokens/s plus" in line and "of evaluation" in line
+    [speed] = at.session_state["pt_speeds"].values()
+    assert set(speed) == {"train", "eval"} and speed["train"] > 0 and speed["eval"] > speed["train"]

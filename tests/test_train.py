@@ -33,6 +33,7 @@ from core.train import (
     list_runs,
     lr_at,
     probe_speed,
+    probe_speeds,
     split_token_ids,
 )
 from tests.conftest import ROOT
@@ -297,7 +298,9 @@ def test_memory_estimate_and_refusal(monkeypatch):
     est = estimate_training_memory(cfg, TrainSettings(batch_size=8), device="cpu")
     assert est["n_params"] == count_parameters(GPTModel(cfg))
     assert est["weights_bytes"] == 4 * est["n_params"] and est["optimizer_bytes"] == 8 * est["n_params"]
-    assert est["activations_bytes"] == 8 * 64 * 64 * 2 * 48 + 8 * 64 * 50257 * 14 and est["attention_bytes"] == 0
+    # blocks + one 256-row block of the fused head's logits + the head's gradient (B·L = 512 rows here)
+    head = 256 * 50257 * 12 + 50257 * 64 * 8
+    assert est["activations_bytes"] == 8 * 64 * 64 * 2 * 48 + head and est["attention_bytes"] == 0
     monkeypatch.setattr(train_memory, "available_memory", lambda device: 1000)
     with pytest.raises(LabError, match=r"but only 0\.00 GB is free on cpu; use a smaller batch size"):
         Trainer(CFG, settings(), corpus_ids())
@@ -308,6 +311,22 @@ def test_probe_speed_positive_and_global_rng_untouched():
     before = torch.get_rng_state()
     assert probe_speed(CFG, settings(), steps=1) > 0
     assert torch.equal(before, torch.get_rng_state())
+
+
+def test_probe_speed_times_more_steps_until_min_seconds_but_never_past_max_steps(monkeypatch):
+    import core.train_speed as speed
+
+    calls = []
+    monkeypatch.setattr(speed, "train_step", lambda *a, **k: (calls.append(1), time.sleep(0.05)))
+    tokens_per_s = probe_speed(CFG, settings(), steps=2, min_seconds=0.3)
+    assert 1 + 6 <= len(calls) <= 1 + 8  # a warm-up, then ~0.3 s of 0.05 s steps
+    assert tokens_per_s == pytest.approx(settings().batch_size * CFG.context_length / 0.05, rel=0.3)
+    calls.clear()
+    probe_speed(CFG, settings(), steps=2, min_seconds=100, max_steps=5)
+    assert len(calls) == 1 + 5
+    calls.clear()
+    probe_speed(CFG, settings(), steps=3)
+    assert len(calls) == 1 + 3  # no min_seconds: exactly the steps asked for
 
 
 # ------------------------------------------------------------------------------------------- run folders
@@ -477,3 +496,16 @@ def test_settings_messages_stay_short_whatever_the_value(bad):
     with pytest.raises(LabError) as info:
         TrainSettings(**bad)
     assert len(str(info.value)) < 250, str(info.value)[:300]
+
+
+def test_estimate_seconds_counts_evaluations_at_their_measured_speed():
+    from core.preflight import estimate_seconds
+
+    numbers = {"tokens_per_step": 1000, "val_windows": 30}
+    s = TrainSettings(max_steps=100, eval_every=25, batch_size=8)
+    # 100 steps at 500 tok/s = 200 s; evaluations at steps 1, 25, 50, 75, 100 (+1 spare) = 6 × ceil(30/8) = 24
+    # batches of 1000 tokens at 2000 tok/s = 12 s; without a measured speed a batch counts 1/3 of a step (16 s)
+    assert estimate_seconds(numbers, s, 500, 2000) == {"train": 200.0, "eval": 12.0, "total": 212.0}
+    assert estimate_seconds(numbers, s, 500)["eval"] == pytest.approx(16.0)
+    speeds = probe_speeds(CFG, settings(), steps=1)
+    assert speeds["eval"] > speeds["train"] > 0  # a forward pass is cheaper than a training step

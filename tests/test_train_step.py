@@ -9,7 +9,7 @@ import torch
 from core.config import GPTConfig
 from core.model import GPTModel
 from core.train import calc_loss_batch, make_train_step
-from core.train_step import train_step
+from core.train_step import adamw, train_step
 
 CFG = GPTConfig.preset("tiny", vocab_size=97)
 
@@ -48,7 +48,7 @@ def test_step_equals_a_hand_written_adamw_step():
 def test_without_clip_there_is_no_norm_and_make_train_step_matches():
     a, x, y = _model_and_batch()
     b, _, _ = _model_and_batch()
-    opt = torch.optim.AdamW(a.parameters(), lr=4e-4, weight_decay=0.1)
+    opt = adamw(a.parameters(), lr=4e-4, weight_decay=0.1)  # the optimizer every loop of the lab builds
     assert train_step(a, opt, x, y, loss_fn=calc_loss_batch).grad_norm is None
     step = make_train_step(b, grad_clip=None, precision="fp32")
     assert isinstance(step(x, y), float)
@@ -71,3 +71,16 @@ def test_a_false_guard_leaves_the_weights_alone():
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
     result = train_step(model, opt, x, y, loss_fn=calc_loss_batch, guard=lambda what, value: False)
     assert not result.applied and result.grad_norm is None
+
+
+def test_the_labs_adamw_is_fused_on_cpu_and_follows_torchs_default_adamw():
+    a, x, y = _model_and_batch()
+    b, _, _ = _model_and_batch()
+    fast = adamw(a.parameters(), lr=1e-3, weight_decay=0.1)
+    assert fast.defaults["fused"] is True
+    plain = torch.optim.AdamW(b.parameters(), lr=1e-3, weight_decay=0.1)
+    for _ in range(5):
+        train_step(a, fast, x, y, loss_fn=calc_loss_batch)
+        train_step(b, plain, x, y, loss_fn=calc_loss_batch)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.allclose(pa, pb, atol=1e-6)

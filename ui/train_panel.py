@@ -32,7 +32,7 @@ from core.runs import (
     default_run_id,
 )
 from core.stats import flops_per_token, total_parameters
-from core.train import TrainSettings, estimate_training_memory, probe_speed
+from core.train import PROBE_MIN_S, TrainSettings, estimate_training_memory, probe_speeds
 from ui import state
 from ui.cache import tokenizer
 from ui.format import fmt_duration, format_bytes, format_si
@@ -69,9 +69,11 @@ def _token_ids(text: str) -> list[int]:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _probe(cfg_json: str, settings_json: str) -> float:
-    """Tokens/s of 2 timed training steps (cached per model and settings: it costs seconds)."""
-    return probe_speed(GPTConfig.from_dict(json.loads(cfg_json)), TrainSettings(**json.loads(settings_json)), 2)
+def _probe(cfg_json: str, settings_json: str) -> dict[str, float]:
+    """Tokens/s of training steps and evaluation passes, at least 2 steps and 3 s (cached per model and settings:
+    it costs seconds)."""
+    cfg, settings = GPTConfig.from_dict(json.loads(cfg_json)), TrainSettings(**json.loads(settings_json))
+    return probe_speeds(cfg, settings, 2, min_seconds=PROBE_MIN_S)
 
 
 # ========================================================================================= Streamlit panels
@@ -215,17 +217,18 @@ def preflight_panel(cfg: GPTConfig | None, settings: TrainSettings | None, corpu
     speeds = st.session_state.setdefault("pt_speeds", {})
     c = st.columns([1, 4], vertical_alignment="center")
     if c[0].button("Measure speed", key="pt_measure", icon=":material/speed:", disabled=est["fits"] is False):
-        with guard("measuring the speed"), st.spinner("Timing 2 training steps on random tokens…"):
+        with guard("measuring the speed"), st.spinner("Timing training steps and evaluation passes on random tokens…"):
             speeds[key] = _probe(cfg.to_json(), json.dumps({"batch_size": settings.batch_size,
                                                             "context_length": num["context"]}))
-    if key in speeds:
-        t = estimate_seconds(num, settings, speeds[key])
+    if isinstance(speeds.get(key), dict):
+        speed = speeds[key]
+        t = estimate_seconds(num, settings, speed["train"], speed.get("eval"))
         busy = " (measured while another job was running)" if registry().active() else ""
         c[1].markdown(f"Estimated time on this device: **≈ {fmt_duration(t['total'])}** — "
-                      f"{fmt_duration(t['train'])} of training at {speeds[key]:,.0f} tokens/s plus "
+                      f"{fmt_duration(t['train'])} of training at {speed['train']:,.0f} tokens/s plus "
                       f"{fmt_duration(t['eval'])} of evaluation{busy}.")
     else:
-        c[1].caption("Times 2 real training steps on this device (seconds for tiny/mini, minutes for GPT-2 sizes "
+        c[1].caption("Times a few real training steps on this device (seconds for tiny/mini, minutes for GPT-2 sizes "
                      "on a CPU) to estimate how long the run will take.")
 
 
