@@ -23,7 +23,7 @@ command line (``python -m core --help``). The submodules follow the book's chapt
 - services the app and the CLI share: :mod:`core.jobs`, :mod:`core.pretrain_job`, :mod:`core.run_view`,
   :mod:`core.preflight`, :mod:`core.classify_job`, :mod:`core.instruct_job`, :mod:`core.lora_lab`,
   :mod:`core.model_spec`, :mod:`core.journey`, :mod:`core.limits`, :mod:`core.errors`
-- :mod:`core.cli`         ``python -m core pretrain | generate | export | runs``
+- :mod:`core.cli`         ``python -m core pretrain | generate | export | runs`` (one module per command group)
 """
 
 from core.errors import LabError

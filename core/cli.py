@@ -1,16 +1,16 @@
-"""``python -m core``: pretrain, generate, export and list runs from a terminal, no browser needed.
+"""``python -m core`` (or ``llm-lab``): the lab's stages from a terminal, no browser needed.
 
 Examples::
 
-    python -m core pretrain --preset mini --corpus builtin --steps 500
+    python -m core pretrain --preset mini --steps 500
     torchrun --nproc_per_node=2 -m core pretrain --preset mini --corpus builtin --batch-size 8
     python -m core generate --run-id 20261123-101500-mini --prompt "Every effort moves you"
     python -m core export --run-id 20261123-101500-mini --out exports/mini
     python -m core runs
 
-``pretrain`` builds its trainer with :func:`core.train.make_trainer`, the same call the app's jobs make, so equal
-settings give an equal loss curve in the page and here. Under ``torchrun`` (``WORLD_SIZE`` > 1) it joins the
-process group (gloo on CPU, NCCL on CUDA) and trains data-parallel; only rank 0 prints and writes files.
+Each command lives in its own module and registers its sub-parser here: pretraining in :mod:`core.cli_pretrain`;
+``generate``, ``export`` and ``runs`` in :mod:`core.cli_runs`. The commands call the same ``core`` functions the
+pages call, so equal settings and seed give equal numbers in the app and here.
 
 Errors are one sentence on stderr and exit code 2; Ctrl-C stops training after a checkpoint (press it twice to
 abort at once).
@@ -19,27 +19,16 @@ abort at once).
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-import time
-from pathlib import Path
-from typing import Any
 
-from core.distributed import env_int, init_from_env
-from core.errors import LabError, parse_json_safely
+from core import cli_pretrain, cli_runs
+from core.cli_progress import ProgressBar
+from core.distributed import env_int
+from core.errors import LabError
 
-# Flags of `pretrain` that change the model, and the TrainSettings field behind each training flag.
-MODEL_FLAGS = ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers", "drop_rate", "qkv_bias",
-               "tie_weights")  # fmt: skip
-SETTING_FLAGS = {
-    "steps": "max_steps", "batch_size": "batch_size", "train_context": "context_length", "stride": "stride",
-    "lr": "lr", "weight_decay": "weight_decay", "warmup": "warmup_steps", "min_lr_ratio": "min_lr_ratio",
-    "grad_clip": "grad_clip", "eval_every": "eval_every", "eval_batches": "eval_batches",
-    "sample_every": "sample_every", "sample_prompt": "sample_prompt", "sample_tokens": "sample_tokens",
-    "sample_temperature": "sample_temperature", "val_ratio": "val_ratio", "seed": "seed",
-    "checkpoint_every": "checkpoint_every", "device": "device", "precision": "precision",
-}  # fmt: skip
+__all__ = ["ProgressBar", "build_parser", "main"]
+
+COMMAND_MODULES = (cli_pretrain, cli_runs)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,55 +41,9 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m core", description="LLM Scratch Lab from the command line.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    p = sub.add_parser("pretrain", help="pretrain a GPT on a text corpus (works under torchrun)")
-    p.add_argument("--preset", default="tiny", help="model preset (tiny, mini, gpt2-small, …)")
-    p.add_argument("--config", type=Path, help="JSON file with model config fields (applied over the preset)")
-    for name in MODEL_FLAGS[:6]:
-        p.add_argument(f"--{name.replace('_', '-')}", type=float if name == "drop_rate" else int)
-    p.add_argument("--qkv-bias", action="store_true", default=None)
-    p.add_argument("--tie-weights", action="store_true", default=None)
-    p.add_argument("--corpus", help="text file, 'builtin' (the default for a new run), or a corpus name such as "
-                   "the-verdict")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--batch-size", type=int, help="global batch (split across torchrun processes)")
-    p.add_argument("--train-context", type=int, help="tokens per training window (default: the model's)")
-    p.add_argument("--stride", type=int)
-    for flag, kind in (("lr", float), ("weight-decay", float), ("warmup", int), ("min-lr-ratio", float),
-                       ("grad-clip", float), ("eval-every", int), ("eval-batches", int), ("sample-every", int),
-                       ("sample-prompt", str), ("sample-tokens", int), ("sample-temperature", float),
-                       ("val-ratio", float), ("seed", int), ("checkpoint-every", int)):  # fmt: skip
-        p.add_argument(f"--{flag}", type=kind)
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--precision", choices=["fp32", "bf16-autocast"])
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
-    p.add_argument("--run-id", help="folder name under --runs-dir (default: time stamp + preset)")
-    p.add_argument("--resume", action="store_true", help="continue --run-id from its checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    g = sub.add_parser("generate", help="continue a prompt with a trained checkpoint")
-    _checkpoint_args(g)
-    g.add_argument("--prompt", default="Every effort moves you")
-    g.add_argument("--max-new-tokens", type=int, default=50)
-    g.add_argument("--temperature", type=float, default=0.0)
-    g.add_argument("--top-k", type=int)
-    g.add_argument("--top-p", type=float)
-    g.add_argument("--seed", type=int)
-
-    e = sub.add_parser("export", help="write a checkpoint as a Hugging Face GPT-2 folder")
-    _checkpoint_args(e)
-    e.add_argument("--out", type=Path, required=True, help="folder for config.json + model.safetensors")
-
-    r = sub.add_parser("runs", help="list the runs in --runs-dir")
-    r.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    for module in COMMAND_MODULES:
+        module.register(sub)
     return parser
-
-
-def _checkpoint_args(p: argparse.ArgumentParser) -> None:
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", type=Path, help="a model .safetensors file")
-    src.add_argument("--run-id", help="use runs-dir/RUN_ID/model.safetensors")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,9 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rank = env_int("RANK", 0, low=0)
         args = build_parser().parse_args(argv)
-        return {"pretrain": cmd_pretrain, "generate": cmd_generate, "export": cmd_export, "runs": cmd_runs}[
-            args.command
-        ](args)
+        return args.func(args)
     except LabError as err:
         if rank == 0:
             print(f"error: {err}", file=sys.stderr)
@@ -120,262 +61,3 @@ def main(argv: list[str] | None = None) -> int:
         if rank == 0:
             print("\ninterrupted", file=sys.stderr)
         return 130
-
-
-# ------------------------------------------------------------------------------------------------ pretrain
-def cmd_pretrain(args: argparse.Namespace) -> int:
-    from core import runs
-    from core.tokenizers import get_tokenizer
-    from core.train import TrainSettings, make_trainer
-
-    world, rank = init_from_env(args.device)
-    try:
-        cfg, settings, corpus = _pretrain_inputs(args)
-        if world > 1 and settings.device == "auto":  # each rank trains on the device torchrun gave it
-            settings = settings.replace(device="cuda" if _dist_backend() == "nccl" else "cpu")
-        text = _load_corpus_once(corpus["source"], rank, world)
-        tokenizer = get_tokenizer("gpt2")
-        ids = tokenizer.encode(text, allowed_special={"<|endoftext|>"})
-        run_id = args.run_id or runs.default_run_id(args.preset)
-        run_id = _same_on_all_ranks(run_id, world)
-        trainer = make_trainer(
-            cfg, settings, ids, args.runs_dir, run_id, resume=args.resume, tokenizer=tokenizer, corpus=corpus
-        )
-        assert isinstance(trainer.settings, TrainSettings)
-        return _train_with_progress(trainer, rank == 0 and not args.quiet, rank)
-    finally:
-        if world > 1:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
-
-
-def _pretrain_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
-    """The model config, training settings and corpus description a `pretrain` command line asks for."""
-
-    from core import runs
-    from core.config import GPTConfig
-    from core.train import TrainSettings
-    from core.train_plan import resume_spec
-
-    model_over = {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None}
-    setting_over = {field: getattr(args, flag) for flag, field in SETTING_FLAGS.items()
-                    if getattr(args, flag) is not None}  # fmt: skip
-    if args.resume:
-        if not args.run_id:
-            raise LabError("--resume needs --run-id to know which run to continue; see 'python -m core runs'.")
-        if model_over or args.config:
-            raise LabError("A resumed run keeps its model; drop the model flags (or start a new run without --resume).")
-        spec = resume_spec(runs.run_path(args.runs_dir, args.run_id), **setting_over)
-        source = _corpus_source(args.corpus) if args.corpus else spec.corpus_source
-        if not source:
-            raise LabError("This run does not record its corpus; pass the same --corpus it was trained on.")
-        return spec.cfg, spec.settings, {"source": source}
-    base: dict[str, Any] = {}
-    if args.config:
-        try:
-            text = args.config.read_bytes()
-        except OSError as err:
-            raise LabError(f"Could not read the model config {args.config} ({err.strerror or err}); give a JSON "
-                           "file.") from None
-        base = parse_json_safely(text, f"The model config {args.config}", "give a JSON object of config fields")
-        if not isinstance(base, dict):
-            raise LabError(f"{args.config} must hold a JSON object of model config fields.")
-    cfg = GPTConfig.preset(args.preset, **{**base, **model_over})
-    return cfg, TrainSettings(**setting_over), {"source": _corpus_source(args.corpus or "builtin")}
-
-
-def _corpus_source(arg: str) -> str:
-    """A corpus argument as recorded in run.json: a registry name, or an absolute file path."""
-    if arg == "builtin":
-        return "builtin-corpus"
-    path = Path(arg).expanduser()
-    return str(path.resolve()) if path.exists() else arg
-
-
-def load_corpus_text(source: str) -> str:
-    """The text of a corpus: a registry name (downloaded on first use) or a UTF-8 text file."""
-    try:
-        import core.datasets as ds
-    except ImportError:  # the registry is optional for plain files
-        ds = None
-    if ds is not None and source in ds.DATASETS:
-        if not ds.is_available(source):
-            print(f"downloading {source} …", file=sys.stderr)
-            ds.download(source)
-        return ds.load_corpus(source)
-    path = Path(source)
-    if not path.is_file():
-        raise LabError(f"There is no corpus file at {source}; pass --corpus builtin or the path of a text file.")
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise LabError(f"Could not read {source} as UTF-8 text ({err}); save it as a UTF-8 .txt file.") from None
-
-
-def _load_corpus_once(source: str, rank: int, world: int) -> str:
-    """Rank 0 loads (and maybe downloads) first; the others wait, then read the cached copy."""
-    if world == 1:
-        return load_corpus_text(source)
-    import torch.distributed as dist
-
-    text = load_corpus_text(source) if rank == 0 else None
-    dist.barrier()
-    return text if text is not None else load_corpus_text(source)
-
-
-def _train_with_progress(trainer: Any, show: bool, rank: int) -> int:
-    stop = threading.Event()
-    _install_stop_handlers(stop)
-    bar = ProgressBar(trainer.settings.max_steps, start=trainer.step, enabled=show)
-    if rank == 0 and not show:
-        print(f"training {trainer.run_dir} on {trainer.device}", file=sys.stderr)
-    result = trainer.run(on_record=bar.update, stop_event=stop)
-    bar.close()
-    if rank == 0:
-        for note in result.notes:
-            print(f"note: {note}", file=sys.stderr)
-        print(result.message)
-    return 0 if result.status in ("finished", "stopped") else 1
-
-
-def _install_stop_handlers(stop: threading.Event) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.is_set():  # second Ctrl-C: give up at once
-            raise KeyboardInterrupt
-        stop.set()
-        print("\nstopping after this step (a checkpoint is being written) …", file=sys.stderr)
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-
-
-def _dist_backend() -> str:
-    import torch.distributed as dist
-
-    return dist.get_backend()
-
-
-def _same_on_all_ranks(run_id: str, world: int) -> str:
-    """Rank 0's run id on every rank (their clocks may tick over a second apart); no pickle involved."""
-    if world == 1:
-        return run_id
-    import torch
-    import torch.distributed as dist
-
-    buf = torch.zeros(64, dtype=torch.uint8)
-    raw = run_id.encode()[:64]
-    buf[: len(raw)] = torch.tensor(list(raw), dtype=torch.uint8)
-    if dist.get_backend() == "nccl":
-        buf = buf.cuda()
-    dist.broadcast(buf, src=0)
-    return bytes(buf.cpu().tolist()).rstrip(b"\0").decode()
-
-
-# ------------------------------------------------------------------------------------------- progress bar
-class ProgressBar:
-    """One self-updating terminal line: step/total, a bar, loss, val loss, tokens/s and ETA (no tqdm).
-
-    When the output is not a terminal (a log file), a plain line is printed at evaluation steps instead.
-    """
-
-    def __init__(self, total: int, start: int = 0, enabled: bool = True, stream: Any = None, width: int = 24):
-        self.total, self.start, self.enabled, self.width = total, start, enabled, width
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.val: float | None = None
-        self.t0 = time.perf_counter()
-        self._drawn = False
-
-    def line(self, record: Any) -> str:
-        done = record.step / self.total
-        filled = int(done * self.width)
-        bar = "█" * filled + "·" * (self.width - filled)
-        rate = (record.step - self.start) / max(time.perf_counter() - self.t0, 1e-9)
-        eta = (self.total - record.step) / rate if rate > 0 else 0.0
-        val = f" val {self.val:.3f}" if self.val is not None else ""
-        return (f"step {record.step}/{self.total} {bar} loss {record.train_loss:.3f}{val} "
-                f"{record.tokens_per_s:,.0f} tok/s ETA {_duration(eta)}")  # fmt: skip
-
-    def update(self, record: Any) -> None:
-        if record.val_loss is not None:
-            self.val = record.val_loss
-        if not self.enabled:
-            return
-        if record.sample is not None:
-            self._newline()
-            print(f"[step {record.step}] {record.sample!r}", file=self.stream)
-        if self.tty:
-            print("\r" + self.line(record).ljust(100), end="", file=self.stream, flush=True)
-            self._drawn = True
-        elif record.val_loss is not None or record.step == self.total:
-            print(self.line(record), file=self.stream, flush=True)
-
-    def _newline(self) -> None:
-        if self._drawn:
-            print(file=self.stream)
-            self._drawn = False
-
-    def close(self) -> None:
-        if self.enabled:
-            self._newline()
-
-
-def _duration(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-# ------------------------------------------------------------------------------------- other commands
-def _checkpoint_path(args: argparse.Namespace) -> Path:
-    from core import runs
-
-    if args.checkpoint is not None:
-        return args.checkpoint
-    return runs.run_path(args.runs_dir, args.run_id) / runs.MODEL_FILE
-
-
-def cmd_generate(args: argparse.Namespace) -> int:
-    from core.checkpoint import load
-    from core.generate import generate_text
-    from core.tokenizers import get_tokenizer
-
-    ckpt = load(_checkpoint_path(args))
-    name = ckpt.extra.get("tokenizer", "gpt2")
-    if name != "gpt2":
-        raise LabError(f"This checkpoint uses the tokenizer {name!r}; the command line can only decode GPT-2 ids.")
-    text = generate_text(
-        ckpt.model, get_tokenizer("gpt2"), args.prompt, args.max_new_tokens, temperature=args.temperature,
-        top_k=args.top_k, top_p=args.top_p, seed=args.seed,
-    )  # fmt: skip
-    print(text)
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from core.checkpoint import export_hf_gpt2, load
-
-    out = export_hf_gpt2(load(_checkpoint_path(args)).model, args.out)
-    print(f"wrote {out / 'config.json'} and {out / 'model.safetensors'}")
-    return 0
-
-
-def cmd_runs(args: argparse.Namespace) -> int:
-    from core.runs import list_runs
-
-    found = list_runs(args.runs_dir)
-    if not found:
-        print(f"no runs in {args.runs_dir}")
-        return 0
-    print(f"{'run id':32} {'status':9} {'step':>11} {'train':>7} {'val':>7}  created")
-    for r in found:
-        if r.status == "broken":
-            print(f"{r.run_id:32} {'broken':9} {r.reason}")
-            continue
-        loss = f"{r.train_loss:7.3f}" if r.train_loss is not None else "      -"
-        val = f"{r.val_loss:7.3f}" if r.val_loss is not None else "      -"
-        print(f"{r.run_id:32} {r.status:9} {f'{r.step}/{r.max_steps}':>11} {loss} {val}  {r.created}")
-    return 0

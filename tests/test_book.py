@@ -160,7 +160,8 @@ def test_chapter_6_as_printed_on_the_books_sms_file(shared_data, tokenizer, tmp_
 def test_load_weights_into_gpt_takes_the_books_params_and_matches_transformers():
     """The book's §5.5 params dict (OpenAI's layout, as its download_and_load_gpt2 returns it) → our GPTModel:
     the logits equal a random transformers GPT-2's."""
-    transformers = pytest.importorskip("transformers")
+    import transformers
+
     from core.book import load_weights_into_gpt
     from core.errors import LabError
 

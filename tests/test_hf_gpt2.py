@@ -43,7 +43,7 @@ def test_missing_weights_in_a_folder(tmp_path):
 @pytest.fixture(scope="module")
 def hf_tiny(tmp_path_factory):
     """A random GPT2LMHeadModel (noisy weights, no dropout) saved with save_pretrained."""
-    transformers = pytest.importorskip("transformers")
+    import transformers
     torch.manual_seed(0)
     config = transformers.GPT2Config(
         vocab_size=1000, n_positions=64, n_embd=64, n_layer=2, n_head=4, resid_pdrop=0.0, embd_pdrop=0.0,
@@ -90,7 +90,7 @@ def test_load_hf_gpt2_without_prefix_and_with_mask_buffers(hf_tiny, tmp_path):
 
 def test_load_hf_gpt2_real_vocab_untied_inferred(tmp_path):
     """GPT-2's 50,257-token vocabulary, an untied lm_head, and no config.json: everything from shapes."""
-    transformers = pytest.importorskip("transformers")
+    import transformers
     torch.manual_seed(0)
     config = transformers.GPT2Config(
         n_positions=32, n_embd=64, n_layer=1, n_head=1, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
@@ -129,7 +129,7 @@ def test_load_hf_gpt2_refuses_other_architectures(hf_tiny, tmp_path):
 @pytest.mark.parametrize("qkv_bias", [False, True])
 @pytest.mark.parametrize("tie", [False, True])
 def test_export_hf_gpt2_loads_in_transformers(tmp_path, tiny_cfg, qkv_bias, tie):
-    transformers = pytest.importorskip("transformers")
+    import transformers
     torch.manual_seed(0)
     model = _noisy(GPTModel(tiny_cfg.replace(qkv_bias=qkv_bias, tie_weights=tie, ff_mult=2)))
     out = hg.export_hf_gpt2(model, tmp_path / "export")

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
-needs_generate = pytest.mark.skipif(importlib.util.find_spec("core.generate") is None,
-                                    reason="core.generate is not there yet")
 
 
 def open_page(path: str) -> AppTest:
@@ -109,7 +105,6 @@ def test_architecture_custom_bad_heads():
 # --- Generation --------------------------------------------------------------------------------------------
 
 
-@needs_generate
 def test_generate_defaults_and_button():
     at = open_page("views/generate.py")
     assert_clean(at)
@@ -125,7 +120,6 @@ def test_generate_defaults_and_button():
     assert any(c.value.startswith("Step 3:") for c in at.caption)
 
 
-@needs_generate
 def test_generate_greedy_with_top_k_and_empty_prompt():
     at = open_page("views/generate.py")
     at.slider(key="gen_max_new").set_value(4)

@@ -21,8 +21,8 @@ OFFLINE = ("(no internet connection?). Download model.safetensors on a machine w
 @pytest.fixture(scope="module")
 def tiny_gpt2(tmp_path_factory) -> Path:
     """A tiny random GPT-2 saved by transformers (Hugging Face's own layout, `transformer.` prefix)."""
-    transformers = pytest.importorskip("transformers")
     import torch
+    import transformers
     torch.manual_seed(0)
     cfg = transformers.GPT2Config(vocab_size=100, n_positions=32, n_embd=64, n_layer=2, n_head=1)
     out = tmp_path_factory.mktemp("tiny-gpt2")
