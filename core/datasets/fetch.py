@@ -12,13 +12,18 @@ module adds the registry, the checks and the cache manifest. The flow for one fi
 
 For testing or mirrors, ``download(..., url=...)`` or the environment variable ``LLMLAB_DATASET_BASE_URL``
 (a folder URL; the registry URL's file name is appended) replaces where the file comes from.
+
+Offline, :func:`add_local_copy` puts a file fetched elsewhere (or the UCI zip) into the cache with exactly the same
+checks, and records it in the manifest the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import threading
 import zipfile
 import zlib
@@ -27,10 +32,11 @@ from urllib.parse import urlparse
 
 from core import fileio
 from core.datasets.registry import DatasetInfo, data_dir, get_info, path_of
-from core.errors import LabError
+from core.errors import LabError, shown
 from core.fileio import Progress, sha256_of
 
-__all__ = ["check_structure", "download", "read_manifest", "sha256_of", "verify_cached"]
+__all__ = ["DatasetUnreachable", "add_local_copy", "check_structure", "download", "read_manifest", "sha256_of",
+           "verify_cached"]
 
 CHUNK_BYTES = 64 * 1024
 MAX_DOWNLOAD_BYTES = 100 * 1024 * 1024  # the largest file we fetch is ~0.5 MB; anything huge is wrong
@@ -38,7 +44,17 @@ MAX_MEMBER_BYTES = 20 * 1024 * 1024  # cap on what one zip member may expand to 
 BACKOFF_S = 0.5  # first retry waits this long, then twice as long each time (tests set it to 0)
 MANIFEST = "manifest.json"
 
+REFETCH = "delete it and download it again"  # what check_structure tells a user to do about a bad download
+
 _manifest_lock = threading.Lock()
+
+
+class DatasetUnreachable(LabError):
+    """:func:`download` could not reach the host (no network); ``host`` and ``url`` say what was tried."""
+
+    def __init__(self, message: str, host: str, url: str) -> None:
+        super().__init__(message)
+        self.host, self.url = host, url
 
 
 def read_manifest() -> dict[str, dict[str, str]]:
@@ -63,27 +79,30 @@ def _record(filename: str, digest: str, url: str, how: str) -> None:
             # a read-only cache (e.g. a shared mount): the file was checked now and will be again next time
 
 
-def check_structure(info: DatasetInfo, path: Path) -> None:
+def check_structure(info: DatasetInfo, path: Path, *, shown_as: str | None = None, advice: str = REFETCH) -> None:
     """Strict content check for files without a pinned checksum: ``label<TAB>text`` lines, known labels, count.
+
+    Args:
+        shown_as: how the messages name the file (default: ``path``), e.g. the user's file it was copied from.
+        advice: what the messages tell the user to do (default: delete it and download it again).
 
     Raises:
         LabError: naming the first line that does not fit, or the line count.
     """
     if info.kind != "classification":
         return
+    where = shown_as or str(path)
     try:
         lines = path.read_bytes().decode("utf-8").splitlines()
     except UnicodeDecodeError as err:
-        raise LabError(f"The file {path} is not UTF-8 text (bad byte at offset {err.start}); delete it and "
-                       "download it again.") from None
+        raise LabError(f"The file {where} is not UTF-8 text (bad byte at offset {err.start}); {advice}.") from None
     if info.rows is not None and len(lines) != info.rows:
-        raise LabError(f"The file {path} has {len(lines):,} lines but {info.title} has {info.rows:,}; delete it "
-                       "and download it again.")
+        raise LabError(f"The file {where} has {len(lines):,} lines but {info.title} has {info.rows:,}; {advice}.")
     for i, line in enumerate(lines, 1):
         label, tab, text = line.partition("\t")
         if not tab or not text.strip() or (info.labels and label not in info.labels):
-            raise LabError(f"Line {i} of {path} is not '<label><TAB><text>' with a label from "
-                           f"{'/'.join(info.labels)}; delete the file and download it again.")
+            raise LabError(f"Line {i} of {where} is not '<label><TAB><text>' with a label from "
+                           f"{'/'.join(info.labels)}; {advice}.")
 
 
 def verify_cached(name: str) -> Path:
@@ -144,16 +163,22 @@ def _find_member(zf: zipfile.ZipFile, member: str) -> zipfile.ZipInfo | None:
     return None
 
 
-def _extract_member(archive: Path, info: DatasetInfo, dest: Path) -> None:
-    """Stream one named member of ``archive`` into ``dest`` (our own name), capped at MAX_MEMBER_BYTES."""
+def _extract_member(archive: Path, info: DatasetInfo, dest: Path, origin: Path | None = None) -> None:
+    """Stream one named member of ``archive`` into ``dest`` (our own name), capped at MAX_MEMBER_BYTES.
+
+    ``origin``: the user's own zip (see :func:`add_local_copy`), named in the messages instead of "the download".
+    """
     member, tmp = info.archive_member or "", dest.with_name(dest.name + ".extract")
     limit = f"{MAX_MEMBER_BYTES >> 20} MB"
+    what = f"The zip {origin}" if origin else "The downloaded archive"
+    shown_as, advice = (f"{member} in {origin}", _local_advice(info)) if origin else (None, REFETCH)
     try:
         with zipfile.ZipFile(archive) as zf:
             zinfo = _find_member(zf, member)
             if zinfo is None:
-                raise LabError(f"The downloaded archive does not contain {member}; the source may have changed, "
-                               "so report it and use the built-in dataset meanwhile.")
+                fix = _local_advice(info) if origin else ("the source may have changed, so report it and use the "
+                                                          "built-in dataset meanwhile")
+                raise LabError(f"{what} does not contain {member}; {fix}.")
             if zinfo.file_size > MAX_MEMBER_BYTES:  # declared size: refuse before inflating anything
                 raise LabError(f"The archive says {member} is {zinfo.file_size:,} bytes, more than the {limit} "
                                "limit (a zip bomb?), so nothing was extracted; report it.")
@@ -165,9 +190,12 @@ def _extract_member(archive: Path, info: DatasetInfo, dest: Path) -> None:
                         raise LabError(f"{member} expands past the {limit} limit (a zip bomb?), so nothing was "
                                        "extracted; report it.")
                     out.write(chunk)
-        check_structure(info, tmp)
+        check_structure(info, tmp, shown_as=shown_as, advice=advice)
         os.replace(tmp, dest)
     except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError):
+        if origin:
+            raise LabError(f"{origin} is not a readable zip archive (damaged or password-protected); unpack it "
+                           f"and add the {member} file inside instead.") from None
         raise LabError("The downloaded file is not a readable zip archive; the download was corrupted or the "
                        "source changed. Try again; if it persists, report it.") from None
     finally:
@@ -229,8 +257,8 @@ def _fetch(info: DatasetInfo, src: str, target: Path, progress: Progress | None,
     except fileio.Unreachable:
         what = (f"the zip on a machine with internet, extract {info.archive_member} from it"
                 if info.archive_member else "the file on a machine with internet")
-        raise LabError(f"Could not reach {host} (no internet connection?). Download {what} and place it at "
-                       f"{dest}, or use the built-in dataset.") from None
+        raise DatasetUnreachable(f"Could not reach {host} (no internet connection?). Download {what} and place "
+                                 f"it at {dest}, or use the built-in dataset.", host or src, src) from None
     except fileio.Refused as err:
         raise LabError(f"The server {host} answered {err} for {src}; the file may have moved, so download it "
                        f"by hand and place it at {dest}, or use the built-in dataset.") from None
@@ -244,3 +272,90 @@ def _fetch(info: DatasetInfo, src: str, target: Path, progress: Progress | None,
         raise LabError(f"The downloaded file {info.filename} does not match the expected checksum; the "
                        "download was corrupted or the source changed. Try again; if it persists, report it.") \
             from None
+
+
+# ------------------------------------------------------------------------------------ a copy from elsewhere
+def _local_advice(info: DatasetInfo) -> str:
+    """What to tell a user whose own copy of ``info`` failed a check."""
+    if info.archive_member:
+        return f"check that it is the zip from {info.url} or the {info.archive_member} file inside it"
+    return f"check that it is the raw file from {info.url}, not a web page or another file"
+
+
+def _readable_source(source: str | os.PathLike) -> Path:
+    """``source`` as a path to an existing regular file of at most MAX_DOWNLOAD_BYTES; one sentence otherwise."""
+    try:
+        path = Path(source).expanduser().resolve()
+        is_dir, is_file = path.is_dir(), path.is_file()
+        size = path.stat().st_size if is_file else 0
+    except (OSError, RuntimeError, ValueError):
+        is_dir = is_file = False
+    if is_dir:
+        raise LabError(f"{source} is a folder, not a file; give the path of the data file itself.")
+    if not is_file:
+        raise LabError(f"There is no file at {shown(os.fspath(source))}; check the path.")
+    if size > MAX_DOWNLOAD_BYTES:
+        raise LabError(f"{source} is {size:,} bytes, far larger than any of the lab's datasets; check the path.")
+    return path
+
+
+def _looks_like_html(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(512).lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head"))
+
+
+def _check_copy(info: DatasetInfo, copy: Path, src: Path) -> None:
+    """The checks :func:`download` makes, on ``copy`` (the bytes of the user's file ``src``)."""
+    if _looks_like_html(copy):
+        raise LabError(f"{src} is a web page (HTML), not {info.title}; open {info.url} and save the raw file, "
+                       "not the page around it.")
+    if info.sha256 is not None:
+        digest = sha256_of(copy)
+        if digest != info.sha256:
+            raise LabError(f"{src} has the sha256 {digest[:12]}…, not the {info.sha256[:12]}… of {info.title}; "
+                           f"{_local_advice(info)}.")
+    else:
+        check_structure(info, copy, shown_as=str(src), advice=_local_advice(info))
+
+
+def add_local_copy(name: str, source: str | os.PathLike) -> Path:
+    """Copy a file the user already has into the cache under the registry's name, checked as a download is.
+
+    For offline machines: the file was fetched elsewhere (``the-verdict.txt``), or is the archive the source
+    serves (the UCI ``sms+spam+collection.zip``, whose one member is extracted as :func:`download` does). The
+    sha256 pinned in the registry must match, else the content's structure is checked; only then is the file
+    moved into place (atomically, replacing any earlier copy) and recorded in the manifest.
+
+    Returns:
+        The path in :func:`data_dir` it was written to.
+
+    Raises:
+        LabError: a built-in dataset, no such file, a folder, a web page, a wrong checksum or structure.
+
+    Example:
+        >>> add_local_copy("the-verdict", "~/Downloads/the-verdict.txt")  # doctest: +SKIP
+        PosixPath('/home/me/.cache/llm-scratch-lab/the-verdict.txt')
+    """
+    info, dest = get_info(name), path_of(name)
+    if info.source == "builtin":
+        raise LabError(f"{info.title} ships with the lab in assets/; there is nothing to add.")
+    src = _readable_source(source)
+    with fileio.lock_for(dest):
+        tmp = dest.with_name(dest.name + ".add")
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if info.archive_member and zipfile.is_zipfile(src):
+                _extract_member(src, info, dest, origin=src)
+            else:
+                shutil.copyfile(src, tmp)
+                _check_copy(info, tmp, src)
+                os.replace(tmp, dest)
+        except OSError as err:
+            raise LabError(f"Could not copy {src} to {dest} ({err.strerror or err}); check the permissions and "
+                           "the disk space.") from None
+        finally:
+            with contextlib.suppress(OSError):  # also when the data folder could not be made
+                tmp.unlink(missing_ok=True)
+        _record(info.filename, sha256_of(dest), f"copied from {src}", "sha256" if info.sha256 else "structure")
+    return dest
