@@ -9,8 +9,9 @@ Examples::
     python -m core runs
 
 Each command lives in its own module and registers its sub-parser here: pretraining in :mod:`core.cli_pretrain`;
-``generate``, ``export`` and ``runs`` in :mod:`core.cli_runs`. The commands call the same ``core`` functions the
-pages call, so equal settings and seed give equal numbers in the app and here.
+``generate``, ``export`` and ``runs`` in :mod:`core.cli_runs`; ``data list | fetch | add | show`` in
+:mod:`core.cli_data`. The commands call the same ``core`` functions the pages call, so equal settings and seed give
+equal numbers in the app and here.
 
 Errors are one sentence on stderr and exit code 2; Ctrl-C stops training after a checkpoint (press it twice to
 abort at once).
@@ -21,14 +22,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core import cli_pretrain, cli_runs
+from core import cli_data, cli_pretrain, cli_runs
 from core.cli_progress import ProgressBar
 from core.distributed import env_int
 from core.errors import LabError
 
 __all__ = ["ProgressBar", "build_parser", "main"]
 
-COMMAND_MODULES = (cli_pretrain, cli_runs)
+COMMAND_MODULES = (cli_pretrain, cli_runs, cli_data)
 
 
 class _Parser(argparse.ArgumentParser):
