@@ -140,7 +140,8 @@ def classify_logits(
     else:
         lengths = torch.full((b,), t) if lengths is None else lengths.to(hidden.device)
         picked = hidden[torch.arange(b, device=hidden.device), lengths.clamp(1, t) - 1]  # (B, C)
-    return model.out_head(picked)  # (B, K): only B positions go through the head, not all B·T
+    head = model.module.out_head if hasattr(model, "module") else model.out_head  # a DDP wrapper holds .module
+    return head(picked)  # (B, K): only B positions go through the head, not all B·T
 
 
 def _unpack(batch: Sequence[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, ...]:

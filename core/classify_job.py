@@ -25,7 +25,14 @@ from core.classify import (
 from core.datasets import balance, split
 from core.datasets.uploads import table_columns
 from core.errors import LabError, check_choice
-from core.finetune_job import FinetuneResult, check_finetune_settings, check_planned_steps, release_old_models
+from core.finetune_job import (
+    FinetuneResult,
+    SaveTo,
+    check_finetune_settings,
+    check_planned_steps,
+    release_old_models,
+    save_result,
+)
 from core.jobs import Job, JobRegistry, registry
 from core.model import GPTModel
 from core.runs import default_run_id
@@ -93,7 +100,7 @@ def prepare_classification(df: pd.DataFrame, tokenizer: Any, context_length: int
 
 def start_classify_job(model: GPTModel, tokenizer: Any, df: pd.DataFrame, settings: ClassifySettings,
                        run_id: str | None = None, jobs: JobRegistry | None = None,
-                       visitor: str | None = None) -> Job:
+                       visitor: str | None = None, save: SaveTo | None = None) -> Job:
     """Check the settings and data now (errors surface at once), then fine-tune a deep copy in a job.
 
     ``job.result`` is a :class:`FinetuneResult` with ``details``: ``evaluation`` (see
@@ -133,7 +140,8 @@ def start_classify_job(model: GPTModel, tokenizer: Any, df: pd.DataFrame, settin
                    "sizes": (len(data.train), len(data.val), len(data.test)), "elapsed_s": run.elapsed_s}
         status = "stopped" if run.stopped else "finished"
         msg = f"Test accuracy {ev['accuracy']:.1%} (majority baseline {data.majority:.1%}) after {run.steps} steps."
-        return FinetuneResult("classify", status, asdict(s), run.records, m, details, msg)
+        result = FinetuneResult("classify", status, asdict(s), run.records, m, details, msg)
+        return save_result(result, save, run_id, owner_tag(visitor))
 
     job = jobs.start(run_id, target, kind="classify", owner=owner_tag(visitor))
     release_old_models(jobs, "classify")

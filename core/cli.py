@@ -22,14 +22,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core import cli_data, cli_pretrain, cli_runs
+from core import cli_data, cli_finetune, cli_lora, cli_pretrain, cli_runs
 from core.cli_progress import ProgressBar
 from core.distributed import env_int
 from core.errors import LabError
 
 __all__ = ["ProgressBar", "build_parser", "main"]
 
-COMMAND_MODULES = (cli_pretrain, cli_runs, cli_data)
+COMMAND_MODULES = (cli_pretrain, cli_runs, cli_data, cli_finetune, cli_lora)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -48,11 +48,14 @@ def _checkpoint_path(args: argparse.Namespace) -> Path:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from core.checkpoint import load
+    from core.checkpoint import checkpoint_info, load
     from core.generate import generate_text
     from core.tokenizers import get_tokenizer
 
-    ckpt = load(_checkpoint_path(args))
+    path = _checkpoint_path(args)
+    if checkpoint_info(path)["extra"].get("task") == "classify":
+        raise LabError(f"{path} is a classifier, which cannot continue text; use 'python -m core classify predict'.")
+    ckpt = load(path)
     name = ckpt.extra.get("tokenizer", "gpt2")
     if name != "gpt2":
         raise LabError(f"This checkpoint uses the tokenizer {name!r}; the command line can only decode GPT-2 ids.")
@@ -79,12 +82,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not found:
         print(f"no runs in {args.runs_dir}")
         return 0
-    print(f"{'run id':32} {'status':9} {'step':>11} {'train':>7} {'val':>7}  created")
+    print(f"{'run id':32} {'task':9} {'status':9} {'step':>11} {'train':>7} {'val':>7}  created")
     for r in found:
         if r.status == "broken":
-            print(f"{r.run_id:32} {'broken':9} {r.reason}")
+            print(f"{r.run_id:32} {'?':9} {'broken':9} {r.reason}")
             continue
         loss = f"{r.train_loss:7.3f}" if r.train_loss is not None else "      -"
         val = f"{r.val_loss:7.3f}" if r.val_loss is not None else "      -"
-        print(f"{r.run_id:32} {r.status:9} {f'{r.step}/{r.max_steps}':>11} {loss} {val}  {r.created}")
+        print(f"{r.run_id:32} {r.task:9} {r.status:9} {f'{r.step}/{r.max_steps}':>11} {loss} {val}  {r.created}")
     return 0

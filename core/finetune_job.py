@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 
 from core.access import may_access
-from core.errors import check_int, check_number
+from core.errors import LabError, check_int, check_number
 from core.jobs import JobRegistry, registry
 from core.limits import current_limits
 
@@ -64,3 +64,30 @@ def check_planned_steps(n_train: int, batch_size: int, epochs: int, max_steps: i
     current_limits().check_steps(planned)
 
 
+
+
+@dataclass(frozen=True)
+class SaveTo:
+    """Where a fine-tuning job writes its run folder when it ends (:func:`core.finetune_runs.save_finetune_run`).
+
+    ``base`` names the model it started from in the link form (``run:<id>``, ``preset:mini:123``, ``hf:<path>``).
+    """
+
+    runs_dir: str
+    base: str
+    tokenizer: str = "gpt2"
+
+
+def save_result(result: FinetuneResult, save: SaveTo | None, run_id: str, owner: str | None) -> FinetuneResult:
+    """Write ``result`` as a run folder when ``save`` says where; a failed write becomes a note, never a lost result
+    (the fine-tuned model stays in memory and the page still shows it)."""
+    if save is None or result.model is None:
+        return result
+    from core.finetune_runs import save_finetune_run
+
+    try:
+        result.details["saved"] = str(save_finetune_run(result, save.runs_dir, run_id, save.base, save.tokenizer,
+                                                        owner=owner))  # fmt: skip
+    except (LabError, OSError) as err:
+        result.details.setdefault("notes", []).append(f"The fine-tuned model could not be saved: {err}")
+    return result

@@ -6,6 +6,10 @@ the loop itself (seed once, AdamW over the trainable parameters, an optional sto
 step 1 and every ``eval_every`` steps) is :func:`run_epochs`, and the optimizer step is
 :func:`core.train_step.train_step`, the same one the pretraining :class:`core.train.Trainer` takes.
 
+Under ``torchrun`` (a process group is initialised) every process takes the same batches in the same order (the
+same seed), trains on its slice of each (:func:`rank_slice`) and DDP averages the gradients: the global batch is
+``batch_size``, split across the processes. Evaluations run in full on every process.
+
 Example:
     >>> import torch
     >>> model = torch.nn.Linear(2, 1)
@@ -31,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from core.distributed import _dist_info, any_rank
 from core.errors import LabError
 from core.train_step import LossFn, adamw, train_step
 
@@ -100,6 +105,43 @@ def _optimizer(model: nn.Module, lr: float, weight_decay: float, hint: str) -> t
     return adamw(params, lr=lr, weight_decay=weight_decay)
 
 
+def data_parallel(model: nn.Module, device: torch.device, world: int) -> nn.Module:
+    """The module a step calls: ``model`` itself, or under ``torchrun`` a DDP wrapper that averages the
+    gradients of every process in ``backward()`` (so every rank keeps identical weights)."""
+    if world == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def rank_slice(batch: Any, rank: int, world: int) -> Any:
+    """This process's share of a batch: every tensor of it cut into ``world`` pieces along the batch dimension.
+
+    Raises:
+        LabError: the batch has fewer rows than there are processes.
+    """
+    if world == 1:
+        return batch
+    tensors = list(batch)
+    rows = tensors[0].shape[0]
+    if rows < world:
+        raise LabError(f"A batch of {rows} examples cannot be shared by {world} processes; use a batch size of at "
+                       f"least {world} (a multiple of it splits evenly).")
+    return type(batch)(t.tensor_split(world)[rank] for t in tensors) if isinstance(batch, tuple) else [
+        t.tensor_split(world)[rank] for t in tensors]
+
+
+def _step(model: nn.Module, forward: nn.Module, optimizer: torch.optim.Optimizer, prepared: tuple, device: Any,
+          progress: LoopProgress, world: int) -> None:
+    inputs, targets, loss_fn, n_seen = prepared
+    guard = partial(finite_loss, progress.steps + 1)
+    train_step(model, optimizer, inputs, targets, loss_fn=loss_fn, device=device, guard=guard, forward_model=forward)
+    progress.steps += 1
+    progress.seen += n_seen * world
+
+
 def run_epochs(
     model: nn.Module,
     train_loader: Iterable,
@@ -135,18 +177,17 @@ def run_epochs(
     if seed is not None:
         torch.manual_seed(seed)
     device = next(model.parameters()).device
+    world, rank = _dist_info()
+    forward = data_parallel(model, device, world)
     progress, done = LoopProgress(), False
     for progress.epoch in range(1, epochs + 1):
         model.train()
         for batch in train_loader:
-            if stop_event is not None and stop_event.is_set():
+            if any_rank(stop_event is not None and stop_event.is_set(), world, device):
                 progress.stopped = done = True
                 break
-            inputs, targets, loss_fn, n_seen = batch_fn(batch, device)
-            guard = partial(finite_loss, progress.steps + 1)
-            train_step(model, optimizer, inputs, targets, loss_fn=loss_fn, device=device, guard=guard)
-            progress.steps += 1
-            progress.seen += n_seen
+            _step(model, forward, optimizer, batch_fn(rank_slice(batch, rank, world), device), device, progress,
+                  world)
             if progress.steps == 1 or progress.steps % eval_every == 0:
                 on_eval(progress, progress.epoch)
             if max_steps is not None and progress.steps >= max_steps:

@@ -15,7 +15,14 @@ from torch import nn
 from core.access import owner_tag
 from core.datasets import split_instructions
 from core.errors import LabError, check_int
-from core.finetune_job import FinetuneResult, check_finetune_settings, check_planned_steps, release_old_models
+from core.finetune_job import (
+    FinetuneResult,
+    SaveTo,
+    check_finetune_settings,
+    check_planned_steps,
+    release_old_models,
+    save_result,
+)
 from core.instruct import (
     InstructionDataset,
     custom_collate_fn,
@@ -92,7 +99,8 @@ def _respond(job: Job, model: nn.Module, tokenizer: Any, entries: list[dict], ma
 
 def start_instruct_job(model: GPTModel, tokenizer: Any, records: Sequence[Mapping[str, Any]],
                        settings: InstructSettings, run_id: str | None = None,
-                       jobs: JobRegistry | None = None, visitor: str | None = None) -> Job:
+                       jobs: JobRegistry | None = None, visitor: str | None = None,
+                       save: SaveTo | None = None) -> Job:
     """Answer ``n_eval`` test prompts, fine-tune a deep copy of ``model``, answer them again — in one job.
 
     ``job.result`` is a :class:`FinetuneResult` with ``details``: ``entries`` (the scored test records),
@@ -137,7 +145,8 @@ def start_instruct_job(model: GPTModel, tokenizer: Any, records: Sequence[Mappin
                    "sizes": (len(train), len(val), len(test)), "steps": run.steps, "tokens_seen": run.tokens_seen,
                    **_scores(entries, before, after)}
         status = "stopped" if job.stop_event.is_set() else "finished"
-        return FinetuneResult("instruct", status, asdict(s), run.records, m, details, _summary(run.steps, details))
+        result = FinetuneResult("instruct", status, asdict(s), run.records, m, details, _summary(run.steps, details))
+        return save_result(result, save, run_id, owner_tag(visitor))
 
     job = jobs.start(run_id, target, kind="instruct", owner=owner_tag(visitor))
     release_old_models(jobs, "instruct")

@@ -103,6 +103,9 @@ def _run(run_id: str, visitor: str | None, runs_dir: Path) -> dict[str, Any]:
         raise LabError(f"The run {shown(run_id)} cannot be used: {err}") from None
     if not may_access(owner_of(record), visitor):
         raise missing  # another visitor's run: the same sentence as no run, so a guessed id reveals nothing
+    if record.get("task") == "classify":
+        raise LabError(f"The run {shown(run_id)} is a classifier, which cannot be the active model (it cannot "
+                       "continue text); pick a pretraining or instruction run.")
     return {"kind": "run", "run_id": run_id, "runs_dir": str(runs_dir)}
 
 

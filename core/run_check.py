@@ -21,6 +21,7 @@ from core.errors import LabError, shown
 
 MAX_STEP = 10**12  # far beyond any real run (GPT-3 took about 10**5 steps): a bigger step number is damage
 STATUSES = ("running", "stopped", "finished", "diverged", "failed")
+TASKS = ("pretrain", "classify", "instruct")  # what made the run: pretraining or a fine-tuning job
 MAX_TEXT = 100_000  # characters of one message, note or sample
 
 
@@ -90,6 +91,11 @@ def check_record(data: dict[str, Any], path: Path) -> None:
     for key in ("created", "updated", "message", "device", "run_id"):
         if not _text_ok(data.get(key)):
             raise c.bad(key, data[key])
+    if data.get("task", "pretrain") not in TASKS:
+        raise c.bad("task", data.get("task"))
+    for key in ("finetune", "details"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise c.bad(f"{key} record", data[key])
     if data.get("corpus") is not None and not isinstance(data["corpus"], dict):
         raise c.bad("corpus record", data["corpus"])
     if data.get("world_size") is not None and not (_step_ok(data["world_size"]) and data["world_size"] >= 1):

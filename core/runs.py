@@ -311,6 +311,7 @@ class RunSummary:
     message: str = ""
     process: Any = None
     owner: str | None = None  # a core.access tag: who started the run in the hosted demo
+    task: str = "pretrain"  # or "classify" / "instruct": a fine-tuned run (core.finetune_runs)
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:
@@ -330,8 +331,9 @@ def summarize_run(run_dir: Path) -> RunSummary:
     try:
         data = read_run(run_dir)
         ckpt_step = data.get("checkpoint_step")
+        task = str(data.get("task", "pretrain"))
         if ckpt_step is not None:
-            _check_checkpoint_files(run_dir)
+            _check_checkpoint_files(run_dir, with_optimizer=task == "pretrain")
         metrics = data["metrics"]
         last = metrics[-1] if metrics else {}
         val = next((m["val_loss"] for m in reversed(metrics) if m.get("val_loss") is not None), None)
@@ -340,17 +342,17 @@ def summarize_run(run_dir: Path) -> RunSummary:
             step=int(last.get("step", 0)), max_steps=int(data["settings"].get("max_steps", 0)),
             checkpoint_step=ckpt_step, train_loss=last.get("train_loss"), val_loss=val,
             model_config=dict(data["model_config"]), settings=dict(data["settings"]),
-            message=str(data.get("message") or ""), process=data.get("process"), owner=owner_of(data),
+            message=str(data.get("message") or ""), process=data.get("process"), owner=owner_of(data), task=task,
         )
     except Exception as err:  # noqa: BLE001 - a listing must show every folder, whatever is inside
         reason = str(err) if isinstance(err, LabError) else f"{type(err).__name__}: {err}"
         return RunSummary(run_id=run_id, path=run_dir, status="broken", reason=reason)
 
 
-def _check_checkpoint_files(run_dir: Path) -> None:
+def _check_checkpoint_files(run_dir: Path, with_optimizer: bool = True) -> None:
     from core.checkpoint import checkpoint_info  # header-only checks: sizes, dtypes, offsets, config
 
-    for name in (MODEL_FILE, OPTIMIZER_FILE):
+    for name in (MODEL_FILE, OPTIMIZER_FILE) if with_optimizer else (MODEL_FILE,):
         path = run_dir / name
         if not path.exists() and _next(path).exists():
             path = _next(path)  # an interrupted first save that recover_checkpoint will finish

@@ -138,6 +138,9 @@ def resume_spec(run_dir: str | Path, **changes: Any) -> ResumeSpec:
 
     run_dir = Path(run_dir)
     data = runs.read_run(run_dir)
+    if data.get("task", "pretrain") != "pretrain":
+        raise LabError(f"Run {run_dir.name!r} is a fine-tuned {data['task']} run, not a pretraining run; it cannot be "
+                       "resumed as one (fine-tune again from its base instead).")
     cfg = GPTConfig.from_dict(data["model_config"])
     own = TrainSettings.from_dict(data["settings"])
     changes = {k: v for k, v in changes.items() if v is not None}

@@ -22,7 +22,8 @@ def demo_note(caps: Limits) -> None:
 
 def _trained_runs() -> list[str]:
     """Runs with a checkpoint this browser may use (in the hosted demo: its own), newest first."""
-    return [r.run_id for r in visible_runs(default_runs_dir(), visitor()) if r.checkpoint_step and r.status != "broken"]
+    return [r.run_id for r in visible_runs(default_runs_dir(), visitor())
+            if r.checkpoint_step and r.status != "broken" and r.task != "classify"]  # a classifier cannot generate
 
 
 def sidebar_frame() -> None:
