@@ -266,3 +266,37 @@ def test_measure_speed_gives_an_estimate_with_training_and_evaluation_time():
     assert "tokens/s plus" in line and "of evaluation" in line
     [speed] = at.session_state["pt_speeds"].values()
     assert set(speed) == {"train", "eval"} and speed["train"] > 0 and speed["eval"] > speed["train"]
+
+
+def test_a_finished_run_downloads_as_a_hugging_face_zip(runs):
+    from core.config import GPTConfig
+    from core.jobs import JobRegistry, start_training_job
+    from core.tokenizers import get_tokenizer
+    from core.train import TrainSettings
+    from tests.test_train import SENTENCES
+
+    tok = get_tokenizer("gpt2")
+    text = " ".join(SENTENCES[(i * 7) % 4] + f" Day {i}." for i in range(300))
+    cfg = GPTConfig.preset("tiny", context_length=16, emb_dim=16, n_heads=2, n_layers=1)
+    settings = TrainSettings(max_steps=2, batch_size=2, eval_every=2, eval_batches=1, sample_every=0, seed=7,
+                             device="cpu")  # fmt: skip
+    job = start_training_job(cfg, settings, tok.encode(text), runs, "t-hf", tokenizer=tok, jobs=JobRegistry())
+    assert job.wait(120) and job.status == "finished", job.message
+
+    at = open_page()
+    at.selectbox(key="pt_open_pick").set_value("t-hf")
+    at.button(key="pt_open").click().run()
+    assert_clean(at)
+    assert any(s.value == "Run t-hf" for s in at.subheader)
+    assert not at.get("download_button") or all(b.proto.label != "Download as Hugging Face GPT-2 (.zip)"
+                                                for b in at.get("download_button"))
+    at.button(key="pt_hf_prepare").click().run()
+    assert_clean(at)
+    [button] = [b for b in at.get("download_button") if b.proto.label == "Download as Hugging Face GPT-2 (.zip)"]
+    assert button.proto.help.startswith("t-hf-hf-gpt2.zip, ")
+    key, data, name = at.session_state["pt_hf_export"]
+    assert name == "t-hf-hf-gpt2.zip" and key[0] == "t-hf" and data[:2] == b"PK"
+    at.run()  # a rerun keeps the prepared zip and its button
+    assert_clean(at)
+    assert at.session_state["pt_hf_export"][2] == name
+    assert any(b.proto.label == "Download as Hugging Face GPT-2 (.zip)" for b in at.get("download_button"))

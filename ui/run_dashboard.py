@@ -25,6 +25,7 @@ from ui import state
 from ui.figures_train import compare_figure, loss_figure, samples_html
 from ui.format import fmt_duration, fmt_loss, format_bytes
 from ui.job_panel import SLOW_POLL_S, live, may_control, start_job, stop_button
+from ui.run_export import hf_export_control
 from ui.train_panel import FLASH, MAX_DOWNLOAD_BYTES, PANEL, PROMPT, STATUS_LABELS, runs_dir
 
 log = logging.getLogger("llm_scratch_lab")
@@ -136,7 +137,7 @@ def _chart_body(view: RunView, how: tuple) -> None:
 
 
 def _run_actions(view: RunView) -> None:
-    """Use as the active model, download the checkpoint, resume or continue."""
+    """Use as the active model, download the checkpoint (ours, or as a Hugging Face GPT-2 zip), resume or continue."""
     if view.checkpoint is None:
         return
     c = st.columns(3)
@@ -154,6 +155,7 @@ def _run_actions(view: RunView) -> None:
                              key="pt_download", on_click="ignore", icon=":material/download:")
     else:
         c[1].caption(f"The checkpoint is {format_bytes(size)}: copy it from {view.checkpoint}.")
+    hf_export_control(view, c[1])  # the same weights as a Hugging Face GPT-2 folder, zipped
     if view.active or not view.checkpoint_step or view.status == "broken" or not may_control(view.owner):
         return  # in the hosted demo only the visitor who started a run may resume or continue it
     with c[2].popover("Resume / continue", icon=":material/play_circle:"):
@@ -184,7 +186,7 @@ def runs_section() -> None:
     if problem is not None:
         st.warning(problem, icon=":material/folder_off:")
         return
-    runs = visible_runs(runs_dir(), state.visitor())
+    runs = [r for r in visible_runs(runs_dir(), state.visitor()) if r.task == "pretrain"]  # fine-tuned: their pages
     if not runs:
         st.caption("No runs yet: start one above. Runs trained with `python -m core pretrain` appear here too.")
         return
