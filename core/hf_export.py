@@ -61,7 +61,8 @@ def hf_export_zip(run_dir: str | os.PathLike, visitor: str | None = None) -> tup
         visitor: the visitor's token (:mod:`core.access`); in the hosted demo it must be the run's starter's.
 
     Raises:
-        LabError: another visitor's run (demo), a damaged run, no checkpoint yet, a model above the demo's cap.
+        LabError: another visitor's run (demo), a damaged run, a classifier, no checkpoint yet, a model above the
+            demo's cap.
     """
     from core.pretrain_job import run_owner
     from core.runs import MODEL_FILE, read_run, validate_run_id
@@ -73,6 +74,9 @@ def hf_export_zip(run_dir: str | os.PathLike, visitor: str | None = None) -> tup
         record = read_run(run_dir)
     except (LabError, OSError) as err:
         raise LabError(f"Run {run_id!r} cannot be exported because it is damaged: {_clause(err)}.") from None
+    if record.get("task") == "classify":
+        raise LabError(f"Run {run_id!r} is a classifier, whose class head GPT-2's language-model layout cannot "
+                       "hold; export a pretraining or instruction-tuned run instead.")
     ckpt = run_dir / MODEL_FILE
     if not ckpt.is_file():
         raise LabError(f"Run {run_id!r} has no checkpoint yet; export it once training has saved one (at its "

@@ -105,7 +105,7 @@ def test_the_demo_caps_the_size_before_reading_any_weight(run_dir, demo, monkeyp
     core.hf_export.check_export_size(10**9, Limits.local())  # no cap on your own machine
 
 
-def test_a_run_without_checkpoint_a_damaged_run_and_a_damaged_checkpoint(run_dir, tmp_path):
+def test_no_checkpoint_a_damaged_run_a_damaged_checkpoint_and_a_classifier_are_one_sentence(run_dir, tmp_path):
     fresh = tmp_path / "runs" / "t-fresh"
     fresh.mkdir(parents=True)
     record = {"format": RUN_FORMAT, "run_id": "t-fresh", "status": "running", "created": "2026-01-01T00:00:00",
@@ -129,6 +129,14 @@ def test_a_run_without_checkpoint_a_damaged_run_and_a_damaged_checkpoint(run_dir
     with pytest.raises(LabError) as err:
         hf_export_zip(cut)
     assert one_sentence(err).startswith("The checkpoint of run 't-cut' cannot be exported: ")
+
+    classifier = tmp_path / "runs" / "t-classify"
+    shutil.copytree(run_dir, classifier)
+    record = json.loads((classifier / "run.json").read_text())
+    (classifier / "run.json").write_text(json.dumps({**record, "run_id": "t-classify", "task": "classify"}))
+    with pytest.raises(LabError) as err:
+        hf_export_zip(classifier)
+    assert one_sentence(err).startswith("Run 't-classify' is a classifier, whose class head GPT-2's")
 
     with pytest.raises(LabError, match="is not allowed"):
         hf_export_zip(tmp_path / "runs" / "..")
