@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.errors import LabError, shown
+from core.paths import assets_dir
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ASSETS = assets_dir()  # the checkout's assets/, or the installed copy (core.paths)
 CORPUS_DIR = ASSETS / "corpus"
 BUILTIN_DIR = ASSETS / "datasets"
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import tiktoken
 
 from core.errors import LabError
+from core.paths import assets_dir
 from core.tokenizers.base import (
     Allowed,
     Disallowed,
@@ -41,7 +42,7 @@ GPT2_SPECIAL_TOKENS = {ENDOFTEXT: 50256}
 GPT2_N_VOCAB = 50257
 GPT2_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
 ENV_VAR = "LLMLAB_GPT2_TIKTOKEN"
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "assets" / "gpt2.tiktoken"
+DEFAULT_PATH = assets_dir() / "gpt2.tiktoken"  # the checkout's assets/, or the installed copy (core.paths)
 
 
 def gpt2_ranks_path() -> Path:
