@@ -20,6 +20,7 @@ job trains data-parallel (the global batch split across the processes); only ran
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -145,9 +146,9 @@ def run_job(start: Any, run_id: str, world: int, rank: int, total: int, quiet: b
 
 
 def _planned(n_train: int, settings: Any) -> int:
-    per_epoch = n_train // settings.batch_size if n_train > settings.batch_size else 1
-    full = per_epoch * settings.epochs
-    return full if settings.max_steps is None else min(settings.max_steps, full)
+    from core.finetune_job import planned_steps
+
+    return planned_steps(n_train, settings.batch_size, settings.epochs, settings.max_steps)
 
 
 def _report_saved(result: Any) -> None:
@@ -230,7 +231,7 @@ def cmd_classify_evaluate(args: argparse.Namespace) -> int:
     s = ClassifySettings(**{k: v for k, v in record["finetune"].items() if k in fields})
     df, _ = classification_table(args.data or s.dataset)
     data = prepare_classification(df, extra["tokenizer_obj"], model.cfg.context_length,
-                                  s.__class__(**{**s.__dict__, "max_length": extra["max_length"]}))
+                                  dataclasses.replace(s, max_length=extra["max_length"]))
     if data.labels != extra["labels"]:
         raise LabError(f"This data has the labels {data.labels} but the classifier knows {extra['labels']}; "
                        "evaluate it on data with the same labels.")

@@ -57,11 +57,15 @@ def check_finetune_settings(epochs: int, max_steps: int | None, lr: float, batch
     current_limits().check_batch(batch_size)
 
 
+def planned_steps(n_train: int, batch_size: int, epochs: int, max_steps: int | None) -> int:
+    """The number of updates a fine-tuning run will take: whole epochs, or ``max_steps`` if that comes first."""
+    per_epoch = n_train // batch_size if n_train > batch_size else 1  # the train loader drops a ragged last batch
+    return per_epoch * epochs if max_steps is None else min(max_steps, per_epoch * epochs)
+
+
 def check_planned_steps(n_train: int, batch_size: int, epochs: int, max_steps: int | None) -> None:
     """Refuse a run longer than the hosted-demo cap before it starts (a no-op outside the demo)."""
-    per_epoch = n_train // batch_size if n_train > batch_size else 1  # the train loader drops a ragged last batch
-    planned = per_epoch * epochs if max_steps is None else min(max_steps, per_epoch * epochs)
-    current_limits().check_steps(planned)
+    current_limits().check_steps(planned_steps(n_train, batch_size, epochs, max_steps))
 
 
 

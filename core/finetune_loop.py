@@ -129,8 +129,8 @@ def rank_slice(batch: Any, rank: int, world: int) -> Any:
     if rows < world:
         raise LabError(f"A batch of {rows} examples cannot be shared by {world} processes; use a batch size of at "
                        f"least {world} (a multiple of it splits evenly).")
-    return type(batch)(t.tensor_split(world)[rank] for t in tensors) if isinstance(batch, tuple) else [
-        t.tensor_split(world)[rank] for t in tensors]
+    sliced = [t.tensor_split(world)[rank] for t in tensors]
+    return tuple(sliced) if isinstance(batch, tuple) else sliced
 
 
 def _step(model: nn.Module, forward: nn.Module, optimizer: torch.optim.Optimizer, prepared: tuple, device: Any,
