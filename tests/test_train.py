@@ -6,6 +6,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -248,7 +249,10 @@ def test_nan_loss_diverges_and_keeps_last_good_checkpoint(tmp_path):
     bad = Trainer.resume(run, ids, max_steps=40, lr=1e4, checkpoint_every=0)
     result = bad.run()
     assert result.status == "diverged"
-    assert "became NaN at step 6" in result.message
+    # lr=1e4 blows up within a step or two of the resume at step 4; whether the loss or the gradient norm turns
+    # non-finite first (and at step 5, 6 or 7) depends on the CPU's float kernels, so the step is a range.
+    found = re.search(r"(loss|gradient norm) became (NaN|infinite) at step (\d+)", result.message)
+    assert found and 5 <= int(found.group(3)) <= 8, result.message
     assert "the learning rate 10000 is too high; lower it (try 0.0004) and resume from the last good " \
            "checkpoint at step 4." in result.message
     assert result.checkpoint_step == 4
