@@ -30,6 +30,7 @@ from core.finetune_job import (
     SaveTo,
     check_finetune_settings,
     check_planned_steps,
+    check_save_target,
     release_old_models,
     save_result,
 )
@@ -114,7 +115,8 @@ def start_classify_job(model: GPTModel, tokenizer: Any, df: pd.DataFrame, settin
     run_id = run_id or default_run_id("classify")
     jobs.check_can_start(run_id)
     data = prepare_classification(df, tokenizer, model.cfg.context_length, s)
-    check_planned_steps(len(data.train), s.batch_size, s.epochs, s.max_steps)
+    planned = check_planned_steps(len(data.train), s.batch_size, s.epochs, s.max_steps)
+    check_save_target(save, run_id, model, jobs)
 
     def target(job: Job) -> FinetuneResult:
         job.update(progress=0.0, message="Copying the model and building the classifier…")
@@ -143,7 +145,7 @@ def start_classify_job(model: GPTModel, tokenizer: Any, df: pd.DataFrame, settin
         result = FinetuneResult("classify", status, asdict(s), run.records, m, details, msg)
         return save_result(result, save, run_id, owner_tag(visitor))
 
-    job = jobs.start(run_id, target, kind="classify", owner=owner_tag(visitor))
+    job = jobs.start(run_id, target, kind="classify", owner=owner_tag(visitor), info={"planned_steps": planned})
     release_old_models(jobs, "classify")
     return job
 

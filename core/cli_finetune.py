@@ -120,7 +120,7 @@ def _overrides(args: argparse.Namespace, flags: dict[str, type]) -> dict[str, An
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
-def run_job(start: Any, run_id: str, world: int, rank: int, total: int, quiet: bool) -> Any:
+def run_job(start: Any, run_id: str, world: int, rank: int, quiet: bool) -> Any:
     """Start a job in a private registry and wait for it, drawing its records; Ctrl-C asks it to stop."""
     import threading
 
@@ -129,7 +129,7 @@ def run_job(start: Any, run_id: str, world: int, rank: int, total: int, quiet: b
     stop = threading.Event()
     _install_stop_handlers(stop)
     job = start(JobRegistry(max_jobs=1), _same_on_all_ranks(run_id, world))
-    bar = ProgressBar(total, enabled=rank == 0 and not quiet)
+    bar = ProgressBar(job.info["planned_steps"], enabled=rank == 0 and not quiet)
     seen = 0
     while not job.wait(0.25):
         if stop.is_set():
@@ -143,12 +143,6 @@ def run_job(start: Any, run_id: str, world: int, rank: int, total: int, quiet: b
     if snap["status"] == "failed":
         raise LabError(snap["message"] or "The job failed.")
     return job.result
-
-
-def _planned(n_train: int, settings: Any) -> int:
-    from core.finetune_job import planned_steps
-
-    return planned_steps(n_train, settings.batch_size, settings.epochs, settings.max_steps)
 
 
 def _report_saved(result: Any) -> None:
@@ -187,7 +181,7 @@ def _data_file(name: str) -> Path:
 
 
 def cmd_classify_train(args: argparse.Namespace) -> int:
-    from core.classify_job import ClassifySettings, prepare_classification, start_classify_job
+    from core.classify_job import ClassifySettings, start_classify_job
     from core.finetune_job import SaveTo
     from core.runs import default_run_id
 
@@ -196,13 +190,12 @@ def cmd_classify_train(args: argparse.Namespace) -> int:
     df, source = classification_table(args.data, args.text_col, args.label_col)
     s = ClassifySettings(dataset=source, mode=args.mode, position=args.position, balance=not args.no_balance,
                          **_overrides(args, CLASSIFY_FLAGS))  # fmt: skip
-    total = _planned(len(prepare_classification(df, tokenizer, model.cfg.context_length, s).train), s)
     save = SaveTo(str(args.runs_dir), base, getattr(tokenizer, "name", "gpt2")) if rank == 0 else None
 
     def start(jobs: Any, run_id: str) -> Any:
         return start_classify_job(model, tokenizer, df, s, run_id=run_id, jobs=jobs, save=save)
 
-    result = run_job(start, args.run_id or default_run_id("classify"), world, rank, total, args.quiet)
+    result = run_job(start, args.run_id or default_run_id("classify"), world, rank, args.quiet)
     if rank == 0:
         ev = result.details["evaluation"]
         print(f"test accuracy {ev['accuracy']:.1%} (majority baseline {result.details['majority']:.1%}), "
@@ -272,20 +265,19 @@ def instruction_records(data: str | None) -> tuple[list[dict[str, str]], str]:
 
 def cmd_instruct_train(args: argparse.Namespace) -> int:
     from core.finetune_job import SaveTo
-    from core.instruct_job import InstructSettings, instruction_splits, start_instruct_job
+    from core.instruct_job import InstructSettings, start_instruct_job
     from core.runs import default_run_id
 
     world, rank = init_from_env(args.device)
     model, tokenizer, base = base_model(args.base, args.runs_dir, args.device)
     records, source = instruction_records(args.data)
     s = InstructSettings(dataset=source, mask_prompt=args.mask_prompt, **_overrides(args, INSTRUCT_FLAGS))
-    total = _planned(len(instruction_splits(records)[0]), s)
     save = SaveTo(str(args.runs_dir), base, getattr(tokenizer, "name", "gpt2")) if rank == 0 else None
 
     def start(jobs: Any, run_id: str) -> Any:
         return start_instruct_job(model, tokenizer, records, s, run_id=run_id, jobs=jobs, save=save)
 
-    result = run_job(start, args.run_id or default_run_id("instruct"), world, rank, total, args.quiet)
+    result = run_job(start, args.run_id or default_run_id("instruct"), world, rank, args.quiet)
     if rank == 0:
         _print_scores(result.details)
         if args.json is not None:

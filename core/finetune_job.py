@@ -63,9 +63,12 @@ def planned_steps(n_train: int, batch_size: int, epochs: int, max_steps: int | N
     return per_epoch * epochs if max_steps is None else min(max_steps, per_epoch * epochs)
 
 
-def check_planned_steps(n_train: int, batch_size: int, epochs: int, max_steps: int | None) -> None:
-    """Refuse a run longer than the hosted-demo cap before it starts (a no-op outside the demo)."""
-    current_limits().check_steps(planned_steps(n_train, batch_size, epochs, max_steps))
+def check_planned_steps(n_train: int, batch_size: int, epochs: int, max_steps: int | None) -> int:
+    """Refuse a run longer than the hosted-demo cap before it starts (a no-op outside the demo); return its
+    planned number of updates (the job publishes it as ``job.info["planned_steps"]``)."""
+    steps = planned_steps(n_train, batch_size, epochs, max_steps)
+    current_limits().check_steps(steps)
+    return steps
 
 
 
@@ -80,6 +83,24 @@ class SaveTo:
     runs_dir: str
     base: str
     tokenizer: str = "gpt2"
+
+
+def check_save_target(save: SaveTo | None, run_id: str, model: nn.Module, jobs: JobRegistry) -> None:
+    """Before a job that will be saved starts: refuse a run id whose folder already holds a run (it would be
+    overwritten), and in the hosted demo make room under the disk quota for the model it will write."""
+    if save is None:
+        return
+    from core.datasets import data_dir
+    from core.quota import make_room
+    from core.runs import RUN_FILE, run_path
+
+    folder = run_path(save.runs_dir, run_id)
+    if (folder / RUN_FILE).exists():
+        raise LabError(f"A run named {run_id} already exists in {save.runs_dir}; pick another run id "
+                       "(a fine-tuned model never overwrites a run).")
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    make_room(save.runs_dir, current_limits(), {j.run_id for j in jobs.active()}, data_dir() / "corpora",
+              incoming=size)
 
 
 def save_result(result: FinetuneResult, save: SaveTo | None, run_id: str, owner: str | None) -> FinetuneResult:

@@ -20,6 +20,7 @@ from core.finetune_job import (
     SaveTo,
     check_finetune_settings,
     check_planned_steps,
+    check_save_target,
     release_old_models,
     save_result,
 )
@@ -120,7 +121,8 @@ def start_instruct_job(model: GPTModel, tokenizer: Any, records: Sequence[Mappin
     max_length = min(s.max_length or model.cfg.context_length, model.cfg.context_length)
     train_ds, val_ds = InstructionDataset(train, tokenizer, max_length), InstructionDataset(val, tokenizer, max_length)
     notes += train_ds.notes
-    check_planned_steps(len(train_ds), s.batch_size, s.epochs, s.max_steps)
+    planned = check_planned_steps(len(train_ds), s.batch_size, s.epochs, s.max_steps)
+    check_save_target(save, run_id, model, jobs)
     entries = test[: s.n_eval]
 
     def target(job: Job) -> FinetuneResult:
@@ -148,7 +150,7 @@ def start_instruct_job(model: GPTModel, tokenizer: Any, records: Sequence[Mappin
         result = FinetuneResult("instruct", status, asdict(s), run.records, m, details, _summary(run.steps, details))
         return save_result(result, save, run_id, owner_tag(visitor))
 
-    job = jobs.start(run_id, target, kind="instruct", owner=owner_tag(visitor))
+    job = jobs.start(run_id, target, kind="instruct", owner=owner_tag(visitor), info={"planned_steps": planned})
     release_old_models(jobs, "instruct")
     return job
 

@@ -46,6 +46,20 @@ def test_classify_train_evaluate_predict_and_list(tmp_path, capsys):
     assert code == 2 and "classifier" in err and "Traceback" not in err
 
 
+def test_a_fine_tuned_run_never_overwrites_a_run(tmp_path, capsys):
+    runs = str(tmp_path / "runs")
+    code, _, err = _run(capsys, "pretrain", "--preset", "tiny", "--steps", "2", "--run-id", "p1",
+                        "--runs-dir", runs, "--quiet")
+    assert code == 0, err
+    before = {f.name: f.read_bytes() for f in (tmp_path / "runs" / "p1").iterdir() if f.is_file()}
+    for task in ("classify", "instruct"):
+        code, out, err = _run(capsys, task, "train", "--max-steps", "2", "--quiet", "--run-id", "p1",
+                              "--runs-dir", runs)  # fmt: skip
+        assert code == 2 and "A run named p1 already exists" in err and "Traceback" not in err, err
+    after = {f.name: f.read_bytes() for f in (tmp_path / "runs" / "p1").iterdir() if f.is_file()}
+    assert after == before
+
+
 def test_cli_and_page_job_give_the_same_numbers(tmp_path, capsys):
     from core.classify_job import ClassifySettings, start_classify_job
     from core.datasets import load_classification

@@ -70,6 +70,15 @@ def test_make_help_run_and_test_exist(tmp_path):
     assert not (tmp_path / "venv").exists()
 
 
+def test_the_readme_starts_with_make_run_and_make_test_and_ci_runs_make_test():
+    readme = (ROOT / "README.md").read_text()
+    first_block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("#", 1)[0].strip() for line in first_block.splitlines() if line.strip()]
+    assert commands == ["make run", "make test"], commands
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert ci[-1] == "exec make test", ci[-1]
+
+
 class _Ok(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
@@ -74,7 +75,7 @@ def test_lora_defaults_step_and_bad_rank():
 
 
 # --- Classification ---------------------------------------------------------------------------------------------
-def test_classify_tiny_run_end_to_end():
+def test_classify_tiny_run_end_to_end(runs):
     from ui.cache import preset_model
 
     cached = preset_model("tiny")
@@ -97,6 +98,11 @@ def test_classify_tiny_run_end_to_end():
     assert any("Misclassified test messages" in m.value for m in at.markdown)
     assert any(m.value.startswith("→ **") for m in at.markdown)  # the "type a message" prediction
     assert len(at.session_state["cls_ablation"]) == 1
+    run_id = at.session_state["cls_run_id"]  # the classifier is saved as a run folder the CLI can score again
+    saved = json.loads((runs / run_id / "run.json").read_text())
+    assert saved["task"] == "classify" and saved["base"] == "preset:tiny:123"
+    assert saved["details"]["accuracy"] * 100 == pytest.approx(acc, abs=0.06)
+    assert any(f"Saved as run **{run_id}**" in c.value for c in at.caption)
     assert cached.out_head.out_features == cached.cfg.vocab_size  # the cached model is untouched
     assert torch.equal(cached.trf_blocks[-1].att.W_query.weight, w_before)
     # A browser refresh starts a new session: the run id in the URL brings the results back.
@@ -124,7 +130,7 @@ def test_classify_bad_uploads():
 
 
 # --- Instructions -----------------------------------------------------------------------------------------------
-def test_instruct_tiny_run_end_to_end():
+def test_instruct_tiny_run_end_to_end(runs):
     at = open_page("views/instruct.py")
     assert_clean(at)
     assert any("### Response:" in c.value for c in at.code)
@@ -148,6 +154,12 @@ def test_instruct_tiny_run_end_to_end():
     table = at.dataframe[-1].value
     assert list(table.columns[:4]) == ["instruction", "reference", "before", "after"] and len(table) == 2
     assert at.get("download_button")
+    # Saved as a run: one press makes it the active model, which every page (Generation…) then uses.
+    run_id = at.session_state["ins_run_id"]
+    assert (runs / run_id / "responses.json").is_file()
+    at.button(key="ins_use_saved").click().run()
+    assert_clean(at)
+    assert at.query_params["model"] == f"run:{run_id}"
 
 
 def test_instruct_bad_uploads():

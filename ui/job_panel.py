@@ -19,8 +19,10 @@ import streamlit as st
 
 from core.access import may_access
 from core.errors import LabError
-from core.finetune_job import job_state
+from core.finetune_job import SaveTo, job_state
 from core.jobs import ACTIVE, JobBusyError, registry
+from core.lab_state import spec_param
+from core.model_spec import default_runs_dir
 from ui import state
 
 log = logging.getLogger("llm_scratch_lab")
@@ -178,4 +180,29 @@ def finetune_controls(
             st.plotly_chart(curves(snap["records"]), width="stretch", key=f"{panel.key}_curves")
 
     live(poll, draw)
+    if result is not None and snap is not None and snap["status"] in ("finished", "stopped"):
+        saved_run_note(panel, snap["run_id"], result)
     return snap, result
+
+
+def save_target(tokenizer: Any) -> SaveTo:
+    """Where a fine-tuning page's job saves its model: the runs folder, beside the pretraining runs, with the
+    active model as its base (so ``python -m core runs`` lists it and the sidebar can pick an instruction run)."""
+    return SaveTo(str(default_runs_dir()), spec_param(state.active_model_spec()), getattr(tokenizer, "name", "gpt2"))
+
+
+def saved_run_note(panel: JobPanel, run_id: str, result: Any) -> None:
+    """Say where the fine-tuned model was saved (or why not); an instruction-tuned one can become the active model,
+    so that the Generation page talks to it."""
+    for note in result.details.get("notes", []):
+        if str(note).startswith("The fine-tuned model could not be saved"):
+            st.warning(str(note), icon=":material/save:")
+    if not result.details.get("saved"):
+        return
+    how = ("pick it in the sidebar to generate with it" if panel.kind == "instruct"
+           else f"score it again with `python -m core classify evaluate --run-id {run_id}`")
+    st.caption(f":material/save: Saved as run **{run_id}** in the runs folder: {how}.")
+    if panel.kind == "instruct" and st.button("Use it as the active model", icon=":material/swap_horiz:",
+                                              key=f"{panel.key}_use_saved"):
+        state.set_active_model({"kind": "run", "run_id": run_id, "runs_dir": str(default_runs_dir())})
+        st.rerun()

@@ -65,6 +65,24 @@ def show_code(*functions: Callable, label: str = "Show the code") -> None:
             st.code(inspect.getsource(target), language="python")
 
 
+SCRIPT_TEXT = "script_text_"  # session key prefix: the script the page last offered (what a download would give)
+
+
+def script_download(page: str, settings: dict[str, Any], container: Any = None) -> None:
+    """A "Download as script" button: a Python script that reproduces what the page shows with these settings
+    (:func:`core.page_scripts.page_script`)."""
+    from core.page_scripts import page_script, script_name
+
+    with guard("writing the script"):
+        text = page_script(page, settings)
+        st.session_state[SCRIPT_TEXT + page] = text
+        (container or st).download_button(
+            "Download as script", text, script_name(page), "text/x-python", icon=":material/terminal:",
+            key=f"script_dl_{page}", on_click="ignore",
+            help="A Python script with these settings that prints this page's figures; run it in the project "
+                 "folder with python.")  # fmt: skip
+
+
 def page_header(path: str, explanation: str) -> None:
     """Title, the stage's place in the book, and a two-sentence explanation."""
     info = page_info(path)

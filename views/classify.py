@@ -9,7 +9,7 @@ from core.classify import MODES, POSITIONS, evaluate, predict, prepare_classifie
 from core.datasets import label_mapping
 from ui.cache import active_model, active_tokenizer, parsed_table
 from ui.figures_finetune import classify_curves, confusion_figure
-from ui.job_panel import JobPanel, finetune_controls
+from ui.job_panel import JobPanel, finetune_controls, save_target
 from ui.state import active_model_spec, describe_spec, visitor
 from ui.widgets import dataset_source, guard, next_page_link, page_header, show_code, uploader
 
@@ -75,7 +75,8 @@ balance = c[3].toggle("Balance the classes (the book)", start.balance, key="cls_
 settings = ft.ClassifySettings(source, mode, position, epochs, max_steps or None, lr, batch, max_len or None, balance)
 
 snap, result = finetune_controls(
-    PANEL, lambda: ft.start_classify_job(active_model(), active_tokenizer(), df, settings, visitor=visitor()),
+    PANEL, lambda: ft.start_classify_job(active_model(), active_tokenizer(), df, settings, visitor=visitor(),
+                                         save=save_target(active_tokenizer())),
     ready=df is not None, curves=classify_curves,
     idle="Press **Start** to fine-tune; curves appear here while it trains.",
 )

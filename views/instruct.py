@@ -8,7 +8,7 @@ from core.instruct import custom_collate_fn, format_example, generate_responses,
 from core.model_spec import tied_head_note
 from ui.cache import active_model, active_tokenizer, parsed_instructions
 from ui.figures_finetune import instruct_curves, loss_mask_html
-from ui.job_panel import JobPanel, finetune_controls
+from ui.job_panel import JobPanel, finetune_controls, save_target
 from ui.state import active_model_spec, describe_spec, limits, visitor
 from ui.widgets import dataset_source, guard, next_page_link, page_header, show_code, uploader
 
@@ -88,7 +88,7 @@ settings = ft.InstructSettings(source, epochs, max_steps or None, lr, batch, max
 
 snap, result = finetune_controls(
     PANEL, lambda: ft.start_instruct_job(active_model(), active_tokenizer(), records, settings,
-                                         visitor=visitor()),
+                                         visitor=visitor(), save=save_target(active_tokenizer())),
     ready=records is not None, curves=instruct_curves,
     idle=f"Press **Start**: the model first answers {n_eval} test prompts, then fine-tunes (curves appear "
          "here), then answers them again.",

@@ -8,7 +8,7 @@ from core.errors import LabError
 from core.tokenizers import display_bytes
 from ui.cache import tokenizer
 from ui.figures_text import batch_frame, context_pairs_frame, stream_legend_html, window_stream_html
-from ui.widgets import guard, next_page_link, page_header, show_code, text_source
+from ui.widgets import guard, next_page_link, page_header, script_download, show_code, text_source
 
 PATH = "views/sampling.py"
 CONTEXT_TOKENS = 40  # tokens shown before and after the chosen window
@@ -107,4 +107,7 @@ if loader is not None:
                      width="stretch")
 
 show_code(window_count, sliding_windows, create_dataloader)
+if ids is not None:
+    script_download("sampling", {"source": {BUILTIN: "builtin-corpus", VERDICT: "the-verdict"}.get(choice, "text"),
+                                 "text": text, "max_length": max_length, "stride": stride, "batch_size": batch_size})
 next_page_link(PATH)

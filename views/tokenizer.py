@@ -6,7 +6,7 @@ from core.datasets import load_corpus
 from core.tokenizers import REGISTRY, describe_tokenizer, train_bpe
 from ui.cache import tokenizer
 from ui.figures_text import ids_frame, merges_frame, token_spans_html
-from ui.widgets import guard, next_page_link, page_header, show_code, text_source
+from ui.widgets import guard, next_page_link, page_header, script_download, show_code, text_source
 
 PATH = "views/tokenizer.py"
 MAX_SPANS = 2_000  # more coloured boxes than this make the browser sluggish; counts still use every token
@@ -50,6 +50,7 @@ def bpe_section() -> None:
                 done / max(total, 1), text=f"{done:,} of {total:,} merges"))
             st.session_state["tok_bpe"] = trained
             st.session_state["tok_bpe_from"] = f"{len(corpus):,} characters of {source}"
+            st.session_state["tok_bpe_source"] = source
         bar.empty()
     tok = st.session_state.get("tok_bpe")
     if tok is None:
@@ -116,6 +117,11 @@ def main_view() -> None:
     with st.expander("Token ids as a table"):
         st.dataframe(ids_frame(spans[:MAX_SPANS]), hide_index=True, width="stretch", height=300)
     show_code(type(tok).encode, type(tok)._segment_spans, *([train_bpe] if name == "bpe" else []))
+    learned_from = st.session_state.get("tok_bpe_source", source) if name == "bpe" else source
+    script_download("tokenizer", {
+        "name": name, "text": text, "allow_endoftext": allow,
+        "vocab_source": "builtin-corpus" if learned_from == SOURCES[1] else "text",
+        **({"bpe_size": tok.requested_vocab_size} if name == "bpe" else {})})  # fmt: skip
 
 
 def compare_view() -> None:
