@@ -171,7 +171,8 @@ def merge_check(model: GPTModel, rank: int, alpha: float, targets: str | Sequenc
                 seed: int = 123, n_tokens: int = 16) -> dict[str, float]:
     """Outputs of a LoRA copy of ``model`` before/after merging, on a random batch of token ids.
 
-    B is set to seeded random values first (as after some training), so ΔW ≠ 0 and the check means something.
+    A is initialised and B set to random values from ``seed`` (B as after some training), so ΔW ≠ 0, the check
+    means something and gives the same figures every time.
 
     Returns:
         ``init_diff`` (max |LoRA − base| with B = 0: exactly 0), ``lora_vs_base`` (after the random B),
@@ -180,7 +181,9 @@ def merge_check(model: GPTModel, rank: int, alpha: float, targets: str | Sequenc
     embeddings = {id(p): p for m in (model.tok_emb, model.pos_emb) for p in m.parameters()}
     lora_model = copy.deepcopy(model, memo=dict(embeddings))  # embeddings are shared: LoRA never touches them
     # freeze_base=False: freezing would flip requires_grad on the shared embeddings of the cached model too.
-    names = apply_lora(lora_model, rank, alpha, targets=targets, freeze_base=False)
+    with torch.random.fork_rng(devices=[]):  # A's random init from ``seed``: the same figures on every rerun
+        torch.manual_seed(seed)
+        names = apply_lora(lora_model, rank, alpha, targets=targets, freeze_base=False)
     lora_model.eval()
     gen = torch.Generator().manual_seed(seed)
     cfg = model.cfg

@@ -8,6 +8,7 @@ import logging
 import streamlit as st
 
 from core.errors import LabError
+from core.hf_gpt2 import gpt2_state_from_hf, load_hf_gpt2
 from core.pretrained import (
     GPT2_FILE_SIZES,
     GPT2_SIZES,
@@ -23,13 +24,22 @@ from ui import state
 from ui.figures_train import continuation_html
 from ui.format import format_bytes
 from ui.train_panel import FLASH, PROMPT
-from ui.widgets import download_with_progress, guard, uploader
+from ui.widgets import download_with_progress, guard, show_code, uploader
 
 log = logging.getLogger("llm_scratch_lab")
 
 
 def gpt2_section() -> None:
-    """OpenAI's GPT-2 weights: found on disk, downloaded, a local path or an upload → checked → active model."""
+    """OpenAI's GPT-2 weights, then the code that maps Hugging Face's tensors onto GPTModel (shown even where
+    the hosted demo offers no GPT-2) and the download code."""
+    _weights_panel()
+    show_code(gpt2_state_from_hf, load_hf_gpt2, label="Show the code: GPT-2's weights mapped into GPTModel "
+              "(book §5.5)")
+    show_code(download_gpt2, label="Show the download code")
+
+
+def _weights_panel() -> None:
+    """Found on disk, downloaded, a local path or an upload → checked → active model."""
     try:
         state.limits().check_gpt2()
     except LabError as err:

@@ -25,6 +25,7 @@ from core.config import PRESETS, GPTConfig
 from core.datasets import DATASETS, download, is_available, load_corpus, parse_text_upload
 from core.jobs import registry
 from core.model_spec import default_runs_dir
+from core.page_scripts import MAX_SCRIPT_CHARS
 from core.preflight import estimate_seconds, preflight_numbers
 from core.pretrain_job import PRETRAIN_TOKENIZER, Corpus, encode_corpus, start_pretraining
 from core.run_view import OVERFIT_EPOCHS
@@ -37,7 +38,7 @@ from ui import state
 from ui.cache import tokenizer
 from ui.format import fmt_duration, format_bytes, format_si
 from ui.job_panel import JobPanel, start_job
-from ui.widgets import download_with_progress, guard, uploader
+from ui.widgets import download_with_progress, guard, script_download, uploader
 
 log = logging.getLogger("llm_scratch_lab")
 
@@ -246,3 +247,16 @@ def start_controls(cfg: GPTConfig | None, settings: TrainSettings | None, corpus
         start_job(PANEL, lambda: start_pretraining(cfg, settings, corpus, run_id, runs_dir(), tok,
                                                    _token_ids(corpus.text), visitor=state.visitor()),
                   on_started=lambda job: st.session_state.update(pt_idn=n + 1))  # a fresh default id next time
+
+
+def script_button(cfg: GPTConfig | None, settings: TrainSettings | None, corpus: Corpus | None) -> None:
+    """"Download as script": these settings, the corpus (by name, or the text itself) and the same trainer."""
+    if cfg is None or settings is None or corpus is None:
+        return
+    if not corpus.source and len(corpus.text) > MAX_SCRIPT_CHARS - 100_000:  # the script embeds the text
+        st.caption(f"The text is too long to put in a script ({len(corpus.text):,} characters); save it as a "
+                   "file and use `python -m core pretrain --corpus` instead.")
+        return
+    script_download("pretrain", {"model_config": cfg.to_dict(), "train": settings.to_dict(),
+                                 "source": corpus.source or "text", "text": "" if corpus.source else corpus.text,
+                                 "title": corpus.title})

@@ -5,6 +5,7 @@ import streamlit as st
 
 from core.config import PRESETS, GPTConfig
 from core.model import GELU, FeedForward, GPTModel, LayerNorm, MultiHeadAttention, TransformerBlock
+from core.page_scripts.model import BOOK_CONFIG_KEYS
 from core.stats import (
     activation_curves,
     architecture_report,
@@ -16,7 +17,7 @@ from core.stats import (
 )
 from ui.figures_model import activation_figure, matrix_heatmap, parameter_bars, shortcut_figure
 from ui.format import format_bytes, format_si
-from ui.widgets import guard, next_page_link, page_header, show_code
+from ui.widgets import guard, next_page_link, page_header, script_download, show_code
 
 PATH = "views/architecture.py"
 CUSTOM = "custom"
@@ -93,7 +94,11 @@ if report is not None:
                  column_config={"parameters": st.column_config.NumberColumn(format="localized")})
 show_code(architecture_report, parameter_breakdown, flops_per_token, meta_shape_trace,
           label="Show the code of the counts and the trace")
-show_code(GPTModel, TransformerBlock, MultiHeadAttention, label="Show the model's classes (book §4.1, §4.5–4.6)")
+show_code(GPTModel, TransformerBlock, MultiHeadAttention, FeedForward, LayerNorm, GELU,
+          label="Show the code: the chapter-4 model classes")
+if report is not None:
+    script_download("architecture", {"config": {k: fields[k] for k in BOOK_CONFIG_KEYS}, "tie": tie, "batch": batch,
+                                     "tokens": min(tokens, cfg.context_length)})
 
 st.header("Inside a block (book §4.2–4.4)", divider="gray")
 t1, t2, t3 = st.tabs(["LayerNorm", "GELU vs ReLU", "Shortcut connections"])

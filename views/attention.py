@@ -14,7 +14,7 @@ from core.attention_steps import (
 from ui.cache import active_model, active_tokenizer
 from ui.figures_model import attention_heatmap, heads_grid, vectors_heatmap
 from ui.state import active_model_spec, describe_spec
-from ui.widgets import guard, next_page_link, page_header, show_code
+from ui.widgets import guard, next_page_link, page_header, script_download, show_code
 from views.attention_prose import DISPLAY_STEPS, STAGES, step_note, step_title
 
 PATH = "views/attention.py"
@@ -133,4 +133,8 @@ if att is not None:
     st.plotly_chart(heads_grid(att.weights[layer], att.tokens, title=f"All {n_heads_model} heads of layer "
                                f"{layer + 1}"), width="stretch", key="att_model_grid")
 show_code(model_attention, label="Show the code (Part 2: core/attention_steps.py)")
+if steps is not None and att is not None:
+    script_download("attention", {"source": "text" if own else "book", "text": text, "d_in": d_in, "d_out": d_out,
+                                  "n_heads": n_heads, "dropout": dropout, "seed": seed, "spec": active_model_spec(),
+                                  "model_text": sentence, "layer": layer, "head": head})
 next_page_link(PATH)

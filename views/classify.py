@@ -1,5 +1,7 @@
 """Classification fine-tuning (chapter 6): spam or ham, live curves, test accuracy, a confusion matrix, ablations."""
 
+from dataclasses import asdict
+
 import pandas as pd
 import streamlit as st
 
@@ -11,7 +13,7 @@ from ui.cache import active_model, active_tokenizer, parsed_table
 from ui.figures_finetune import classify_curves, confusion_figure
 from ui.job_panel import JobPanel, finetune_controls, save_target
 from ui.state import active_model_spec, describe_spec, visitor
-from ui.widgets import dataset_source, guard, next_page_link, page_header, show_code, uploader
+from ui.widgets import dataset_source, guard, next_page_link, page_header, script_download, show_code, uploader
 
 PATH = "views/classify.py"
 PANEL = JobPanel("classify", "cls", url_param="cls_run")
@@ -20,6 +22,7 @@ MODES_TEXT = {"last-block": "last block + final norm + head (the book)", "all": 
               "lora": "LoRA (rank 8) on the blocks + head", "head-only": "only the new head"}
 POS_TEXT = {"last": "last token (the book)", "first": "first token", "last-real": "last real (non-padding) token"}
 GUESS = "(guess)"
+MESSAGE = "URGENT: your account is locked. Call 0800 555 0199 now to claim your refund."
 
 page_header(
     PATH,
@@ -36,6 +39,7 @@ if spec["kind"] == "preset":
             "already knows and does better.", icon=":material/info:")
 
 source, df = dataset_source("classification", "cls", "Upload a CSV/TSV")
+upload = None  # what the script needs to read the same upload again
 if source == "upload":
     with guard("reading the upload"):
         up = uploader("A CSV/TSV table: one text column and one label column (a header row, or none as in the "
@@ -49,6 +53,8 @@ if source == "upload":
                                           None if label_col == GUESS else label_col)
             st.caption(f"Text column **{info['text_col']}**, label column **{info['label_col']}** "
                        f"({info['rows']:,} rows; {info['dropped_empty']} empty rows dropped).")
+            upload = {"name": up.name, "text_col": None if text_col == GUESS else text_col,
+                      "label_col": None if label_col == GUESS else label_col}
 if df is not None:
     counts = df["label"].value_counts()
     ids = label_mapping(df)
@@ -99,8 +105,7 @@ if result is not None and snap["status"] in ("finished", "stopped") and result.d
     right.dataframe(wrong, hide_index=True, width="stretch", height=min(250, 35 * len(wrong) + 38),
                     column_config={"confidence": st.column_config.NumberColumn(format="percent")})
     if result.model is not None:
-        text = st.text_input("Type a message to classify", "URGENT: your account is locked. Call 0800 555 0199 "
-                             "now to claim your refund.", key="cls_try")
+        text = st.text_input("Type a message to classify", MESSAGE, key="cls_try")
         with guard("classifying the message"):
             p = predict(result.model, active_tokenizer(), text, d["max_length"], d["labels"],
                         result.settings["position"])
@@ -115,5 +120,10 @@ if st.session_state.get(ABLATION):
     st.dataframe(pd.DataFrame(st.session_state[ABLATION]), hide_index=True, width="stretch", column_config={
         "test accuracy": pct, "majority baseline": pct, "trainable": num,
         "lr": st.column_config.NumberColumn(format="%.0e")})
+if df is not None:
+    if result is not None and result.settings != asdict(settings):
+        st.caption("The script uses the settings above, which differ from those of the run shown.")
+    script_download("classify", {"spec": spec, "settings": asdict(settings), "upload": upload,
+                                 "message": st.session_state.get("cls_try", MESSAGE)})
 show_code(prepare_classifier, train_classifier, evaluate, predict)
 next_page_link(PATH)

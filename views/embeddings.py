@@ -8,7 +8,7 @@ from core.tokenizers import display_bytes
 from ui.cache import active_model, active_tokenizer, preset_model
 from ui.figures_text import neighbours_frame, pca_scatter, preview_frame, similarity_heatmap
 from ui.state import active_model_spec, describe_spec
-from ui.widgets import guard, next_page_link, page_header, show_code
+from ui.widgets import guard, next_page_link, page_header, script_download, show_code
 
 PATH = "views/embeddings.py"
 EOT = "<|endoftext|>"
@@ -116,6 +116,8 @@ if model is not None:
     scope = n2.radio("Search among", ["the whole vocabulary", "tokens of the built-in stories"], key="emb_scope")
     candidates = corpus_ids() if scope != "the whole vocabulary" else None
     neighbours(model, query, candidates)
+    script_download("embeddings", {"spec": spec, "sentence": st.session_state.get("emb_text", ""), "query": query,
+                                   "scope": "vocabulary" if candidates is None else "corpus"})
     st.caption("Cosine similarity compares directions: 1 = the same direction, 0 = unrelated, −1 = opposite. "
                "Among tens of thousands of random vectors a few always point roughly the same way by chance, so "
                "at random init the top similarities are sizeable but mean nothing.")

@@ -7,7 +7,7 @@ from core.generate_steps import generate_traced, playground_generate
 from ui.cache import active_model, active_tokenizer
 from ui.figures_model import colored_tokens_html, format_prob, probability_bars, probability_legend_html
 from ui.state import active_model_spec, describe_spec
-from ui.widgets import guard, next_page_link, page_header, show_code
+from ui.widgets import guard, next_page_link, page_header, script_download, show_code
 
 PATH = "views/generate.py"
 RESULT = "gen_result"  # session key: the last generation survives reruns caused by other widgets
@@ -46,6 +46,9 @@ if st.button("Generate", type="primary", icon=":material/play_arrow:", key="gen_
         st.session_state[RESULT] = {"run": run, "greedy": greedy, "settings":
                                     f"temperature {temperature:g}, top-k {top_k or 'off'}, "
                                     f"top-p {top_p if top_p < 1 else 'off'}, seed {seed}"}
+if prompt.strip():  # the settings above, and the active model rebuilt from its spec
+    script_download("generate", {"spec": spec, "prompt": prompt, "max_new_tokens": max_new,
+                                 "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed})
 
 result = st.session_state.get(RESULT)
 if result is None:

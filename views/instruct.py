@@ -1,5 +1,7 @@
 """Instruction fine-tuning (chapter 7): Alpaca prompts, the loss-mask X-ray, before/after responses and scores."""
 
+from dataclasses import asdict
+
 import streamlit as st
 
 from core import guided
@@ -10,7 +12,7 @@ from ui.cache import active_model, active_tokenizer, parsed_instructions
 from ui.figures_finetune import instruct_curves, loss_mask_html
 from ui.job_panel import JobPanel, finetune_controls, save_target
 from ui.state import active_model_spec, describe_spec, limits, visitor
-from ui.widgets import dataset_source, guard, next_page_link, page_header, show_code, uploader
+from ui.widgets import dataset_source, guard, next_page_link, page_header, script_download, show_code, uploader
 
 PATH = "views/instruct.py"
 PANEL = JobPanel("instruct", "ins", url_param="ins_run")
@@ -34,12 +36,14 @@ if spec["kind"] == "preset":
             icon=":material/info:")
 
 source, records = dataset_source("instruction", "ins", "Upload JSON / JSONL")
+upload = None  # what the script needs to read the same upload again
 if source == "upload":
     with guard("reading the upload"):
         up = uploader('A JSON list of {"instruction", "input", "output"} records, or JSON lines',
                       type=["json", "jsonl"], key="ins_upload")
         if up is not None:
             records, info = parsed_instructions(up.getvalue(), up.name)
+            upload = {"name": up.name}
             st.caption(f"{info['records']:,} records ({info['with_input']:,} with an input)"
                        + (f"; ignored keys: {', '.join(info['ignored_keys'])}" if info["ignored_keys"] else ""))
 
@@ -121,5 +125,9 @@ if result is not None and snap["status"] in ("finished", "stopped") and result.d
         "token F1 after": st.column_config.NumberColumn(format="%.2f", width="small")})
     st.download_button("Download the responses (JSON, the book's format)", d["json"], "instruction-responses.json",
                        "application/json", icon=":material/download:", key="ins_json")
+if records is not None:
+    if result is not None and result.settings != asdict(settings):
+        st.caption("The script uses the settings above, which differ from those of the run shown.")
+    script_download("instruct", {"spec": spec, "settings": asdict(settings), "upload": upload})
 show_code(custom_collate_fn, train_instruct, generate_responses, score_responses)
 next_page_link(PATH)

@@ -15,7 +15,7 @@ from core.model import count_parameters
 from ui.cache import active_model
 from ui.figures_finetune import lora_matrix_heatmap, lora_shapes_figure
 from ui.state import active_model_spec, describe_spec
-from ui.widgets import guard, next_page_link, page_header, show_code
+from ui.widgets import guard, next_page_link, page_header, script_download, show_code
 
 PATH = "views/lora.py"
 STEPS = "lora_steps"  # session key: simulated steps taken with the current layer/rank/alpha
@@ -100,7 +100,8 @@ else:
                "merge_lora adds each ΔW into its W. Merged and unmerged outputs must agree up to float rounding.")
     targets = st.selectbox("LoRA on", list(LORA_TARGET_SETS), key="lora_merge_targets")
     big = count_parameters(model) > 30_000_000  # a big model's copy costs seconds and memory: only on request
-    if big and not st.button("Run the merge check", icon=":material/merge:", key="lora_merge_go"):
+    checked = not big or st.button("Run the merge check", icon=":material/merge:", key="lora_merge_go")
+    if not checked:
         st.caption("This model is large, so the check (it copies the model) runs only when you press the button.")
     else:
         with guard("running the merge check"):
@@ -111,5 +112,7 @@ else:
             m[2].metric("max |LoRA − base| with random B", f"{chk['lora_vs_base']:.2e}")
             m[3].metric("max |merged − unmerged|", f"{chk['merge_diff']:.2e}",
                         help="Should be ~1e-6 (float32 rounding).")
+    script_download("lora", {"spec": active_model_spec(), "layer": layer, "rank": rank, "alpha": alpha,
+                             "steps": demo.steps, "merge_targets": targets, "merge_check": checked})
 show_code(LoRALinear, apply_lora, merge_lora, lora_parameter_counts, lora_layer_demo, merge_check)
 next_page_link(PATH)

@@ -2,8 +2,6 @@
 
 import streamlit as st
 
-from core.hf_gpt2 import gpt2_state_from_hf, load_hf_gpt2
-from core.pretrained import download_gpt2
 from core.train import Trainer, calc_loss_batch, calc_loss_windows, lr_at
 from ui import gpt2_panel, run_dashboard
 from ui import train_panel as tp
@@ -36,6 +34,7 @@ with train_tab:
 
     st.subheader("4 · Pre-flight check")
     tp.preflight_panel(cfg, settings, corpus)
+    tp.script_button(cfg, settings, corpus)  # here, not in the live dashboard's fragments below
 
     st.subheader("5 · Train")
     tp.start_controls(cfg, settings, corpus)
@@ -52,10 +51,7 @@ with gpt2_tab:
         "transposed `Conv1D` weights); the lab maps them into its `GPTModel`. The file is fetched once and kept "
         "in the data folder, or taken from a Hugging Face cache already on this machine."
     )
-    gpt2_panel.gpt2_section()
-    show_code(load_hf_gpt2, gpt2_state_from_hf, label="Show the code: GPT-2's weights mapped into GPTModel "
-              "(book §5.5)")
-    show_code(download_gpt2, label="Show the download code")
+    gpt2_panel.gpt2_section()  # with "Show the code": the mapping of GPT-2's tensors onto GPTModel (§5.5)
 
 st.subheader("The book's check: continue “Every effort moves you”", divider="gray")
 gpt2_panel.book_check()
