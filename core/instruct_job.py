@@ -38,6 +38,7 @@ from core.instruct_score import SCORE_HELP  # noqa: F401  (the page shows the de
 from core.jobs import Job, JobRegistry, registry
 from core.limits import current_limits
 from core.model import GPTModel
+from core.model_spec import untie_output_head
 from core.runs import default_run_id
 
 MAX_NEW_TOKENS = 1024  # per answer, outside the demo (which has its own, lower cap)
@@ -58,6 +59,7 @@ class InstructSettings:
     max_new_tokens: int = 32
     eval_every: int = 5
     seed: int = 123
+    untie_head: bool = False  # a tied model (GPT-2 as shipped) gets its own output head first, as in the book
 
 
 def instruction_splits(records: Sequence[Mapping[str, Any]]) -> tuple[list[dict], list[dict], list[dict], list[str]]:
@@ -127,6 +129,8 @@ def start_instruct_job(model: GPTModel, tokenizer: Any, records: Sequence[Mappin
 
     def target(job: Job) -> FinetuneResult:
         m = copy.deepcopy(model)
+        if s.untie_head:
+            untie_output_head(m)
         m.requires_grad_(True)
         before = _respond(job, m, tokenizer, entries, s.max_new_tokens, 0.0, 0.1, "'before'")
         train_loader = make_instruction_loader(train_ds, s.batch_size, shuffle=True,

@@ -102,6 +102,16 @@ def describe_spec(spec: dict[str, Any]) -> str:
     return "unknown model"
 
 
+def untie_output_head(model: GPTModel) -> bool:
+    """Give a tied model its own output head, a copy of the token embedding (the book's GPT-2: ``load_weights_into_gpt``
+    copies ``wte`` into ``out_head``); True when it was tied. Fine-tuning then moves the two apart, as in the book."""
+    if model.out_head.weight is not model.tok_emb.weight:
+        return False
+    model.out_head.weight = torch.nn.Parameter(model.tok_emb.weight.detach().clone())
+    model.cfg = model.cfg.replace(tie_weights=False)
+    return True
+
+
 def tied_head_note(model: GPTModel) -> str | None:
     """A sentence for the Instructions page when the model's output head shares the token embedding's weights
     (GPT-2 as OpenAI ships it, and as :func:`core.checkpoint.load_hf_gpt2` loads it): the book keeps a separate
@@ -110,4 +120,5 @@ def tied_head_note(model: GPTModel) -> str | None:
         return None
     return ("This model's output head shares its weights with the token embedding (GPT-2 ships it tied); the book "
             "loads a separate copy, so when every layer trains, both move together here and the curves drift "
-            "from the book's after the first steps. (Classification replaces the head, so it is not affected.)")
+            "from the book's after the first steps; switch on “Untie the output head” below to train as the book does. "
+            "(Classification replaces the head, so it is not affected.)")

@@ -163,6 +163,28 @@ def test_instruct_job_before_after(tiny, tok):
     _assert_unchanged(tiny, before)
 
 
+@pytest.mark.parametrize("untie", [False, True])
+def test_instruct_job_on_a_tied_model_unties_the_head_only_when_asked(untie, tok, tmp_path):
+    from core.checkpoint import is_tied, load
+    from core.finetune_job import SaveTo
+
+    torch.manual_seed(123)
+    tied = GPTModel(GPTConfig.preset("tiny", drop_rate=0.0, tie_weights=True)).eval()
+    emb = tied.tok_emb.weight.detach().clone()
+    settings = InstructSettings(max_steps=2, batch_size=2, n_eval=1, max_new_tokens=2, eval_every=1,
+                                untie_head=untie)
+    job = start_instruct_job(tied, tok, load_instructions("builtin-instructions"), settings, run_id="u",
+                             jobs=JobRegistry(max_jobs=1), save=SaveTo(str(tmp_path), "preset:tiny:123"))
+    assert job.wait(60) and job.snapshot()["status"] == "finished", job.snapshot()["message"]
+    tuned = job.result.model
+    assert is_tied(tuned) is not untie and tuned.cfg.tie_weights is not untie
+    if untie:  # both moved, apart: the head started as a copy of the embedding
+        assert not torch.equal(tuned.out_head.weight, tuned.tok_emb.weight)
+        assert not torch.equal(tuned.out_head.weight, emb)
+    assert is_tied(load(tmp_path / "u" / "model.safetensors").model) is not untie  # saved as it trained
+    assert torch.equal(tied.tok_emb.weight, emb) and is_tied(tied)  # the page's model is untouched
+
+
 def test_instruct_job_refuses_unbounded_answers_and_bad_counts(tiny, tok, monkeypatch):
     data = load_instructions("builtin-instructions")
     for bad, match in ((dict(max_new_tokens=100_000), "max_new_tokens must be at most 1,024, got 100000"),

@@ -24,7 +24,8 @@ page_header(
     "Padding — and, if you choose, the prompt — is kept out of the loss by setting those targets to -100.",
 )
 spec = active_model_spec()
-if note := tied_head_note(active_model()):
+tied = (note := tied_head_note(active_model())) is not None
+if tied:
     st.caption(f":material/link: {note}")
 st.caption(f"Model: **{describe_spec(spec)}** (change it in the sidebar). Training uses a copy; the model "
            "itself never changes.")
@@ -87,8 +88,11 @@ max_new = int(c[2].number_input("Max new tokens per answer", 1, limits().cap("ma
                                 start.max_new_tokens, key="ins_max_new"))
 mask = bool(st.session_state.get("ins_mask", scratch))
 c[3].caption(f"Prompt masking: **{'on' if mask else 'off'}** (the toggle above the X-ray).")
+untie = tied and st.toggle("Untie the output head (as in the book)", False, key="ins_untie",
+                          help="The fine-tuned copy gets its own output head, a copy of the token embedding, "
+                               "so the two train apart as in the book's GPT-2.")
 settings = ft.InstructSettings(source, epochs, max_steps or None, lr, batch, max_len, mask, n_eval, max_new,
-                               eval_every=max(5, (max_steps or 100) // 20))
+                               eval_every=max(5, (max_steps or 100) // 20), untie_head=bool(untie))
 
 snap, result = finetune_controls(
     PANEL, lambda: ft.start_instruct_job(active_model(), active_tokenizer(), records, settings,

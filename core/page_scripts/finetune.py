@@ -256,6 +256,7 @@ INSTRUCT_BODY = """
 from core.instruct import InstructionDataset, generate_responses, make_instruction_loader, score_responses
 from core.instruct import train_instruct
 from core.instruct_job import InstructSettings, instruction_splits
+from core.model_spec import untie_output_head
 
 # The steps of core.instruct_job.start_instruct_job, the page's job, with the page's settings and seed.
 s = InstructSettings(**SETTINGS)
@@ -267,6 +268,8 @@ train_ds, val_ds = InstructionDataset(train, tokenizer, max_length), Instruction
 for note in notes + train_ds.notes:
     print("Note —", note)
 entries = test[: s.n_eval]
+if s.untie_head:  # §5.5: the book's GPT-2 keeps its own copy of the output head; GPT-2 as shipped ties it
+    untie_output_head(model)
 model.requires_grad_(True)
 # §7.7: greedy answers to the test prompts before fine-tuning, one prompt at a time as the page's job.
 before = [generate_responses(model, tokenizer, [e], max_new_tokens=s.max_new_tokens)[0] for e in entries]

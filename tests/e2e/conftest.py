@@ -35,7 +35,8 @@ E2E_DIR = Path(__file__).resolve().parent
 def pytest_collection_modifyitems(config, items):
     """Mark (and, without chromium, skip) the browser tests only: pytest hands this hook every collected item."""
     ours = [item for item in items if E2E_DIR in Path(str(item.path)).resolve().parents]
-    skip = pytest.mark.skip(reason=f"{CHROMIUM} not found: install Debian's chromium to run the browser tests")
+    skip = pytest.mark.skip(reason=f"no browser at {CHROMIUM} (LLMLAB_CHROMIUM names it): install Debian's chromium "
+                            "(make test does, where apt-get can) to run the browser tests")
     for item in ours:
         item.add_marker(pytest.mark.e2e)
         if not CHROMIUM.exists():
