@@ -60,7 +60,8 @@ from core.book_ch6 import (  # noqa: F401 - chapter 6 (its own loss functions: i
 )
 from core.data import create_dataloader_v1  # noqa: F401 - the book's §2.6 loader
 from core.errors import LabError
-from core.generate import generate  # noqa: F401 - the book's §5.3 generate(model, idx, max_new_tokens, …)
+from core.generate import generate as _core_generate
+from core.instruct_data import InstructionDataset, custom_collate_fn, format_input  # noqa: F401 - chapter 7
 from core.lora import LinearWithLoRA, LoRALayer, replace_linear_with_lora  # noqa: F401 - appendix E
 from core.model import GPTModel  # noqa: F401 - takes GPT_CONFIG_124M as it is
 from core.train_data import calc_loss_batch, calc_loss_loader
@@ -72,7 +73,7 @@ GPT_CONFIG_124M: dict[str, Any] = {
 ENDOFTEXT = "<|endoftext|>"
 
 __all__ = ["GPT_CONFIG_124M", "GPTModel", "calc_loss_batch", "calc_loss_loader", "create_dataloader_v1",
-           "evaluate_model", "generate",
+           "evaluate_model", "generate", "InstructionDataset", "custom_collate_fn", "format_input",
            "generate_and_print_sample", "generate_text_simple", "text_to_token_ids", "token_ids_to_text",
            "train_model_simple", "LoRALayer", "LinearWithLoRA", "replace_linear_with_lora", "SpamDataset",
            "calc_accuracy_loader", "classify_review", "create_balanced_dataset", "random_split",
@@ -93,6 +94,45 @@ def token_ids_to_text(token_ids: torch.Tensor, tokenizer: Any) -> str:
     """The text of a (1, T) batch of ids (or a flat list)."""
     flat = token_ids.squeeze(0) if isinstance(token_ids, torch.Tensor) else torch.as_tensor(token_ids)
     return tokenizer.decode(flat.tolist())
+
+
+def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, context_size: int,
+             temperature: float = 0.0, top_k: int | None = None, eos_id: int | None = None,
+             **options: Any) -> torch.Tensor:
+    """The book's §5.3 ``generate``: greedy at temperature 0, else sampling from ``softmax(logits / temperature)``
+    after an optional top-k cut; ``eos_id`` stops early.
+
+    A :class:`core.model.GPTModel` runs through :func:`core.generate.generate` (KV cache; the eos token is kept).
+    Any other model that maps (B, T) ids to (B, T, V) logits, the book's own ``GPTModel`` included, gets the
+    book's plain loop: the last ``context_size`` tokens each step, torch's global generator for sampling (so
+    ``torch.manual_seed`` fixes it), and the eos token dropped when it ends the text. ``options`` (the lab's
+    ``top_p``, ``seed``, ``use_cache``) need a :class:`core.model.GPTModel`.
+    """
+    if isinstance(model, GPTModel):
+        return _core_generate(model, idx, max_new_tokens, context_size, temperature=temperature, top_k=top_k,
+                              eos_id=eos_id, **options)  # fmt: skip
+    if options:
+        raise LabError(f"{', '.join(sorted(options))} work with the lab's GPTModel only; the book's generate takes "
+                       "temperature, top_k and eos_id (seed it with torch.manual_seed).")
+    return _plain_generate(model, idx, max_new_tokens, context_size, temperature, top_k, eos_id)
+
+
+@torch.no_grad()
+def _plain_generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, context_size: int,
+                    temperature: float, top_k: int | None, eos_id: int | None) -> torch.Tensor:
+    for _ in range(int(max_new_tokens)):
+        logits = model(idx[:, -int(context_size):])[:, -1, :]  # (B, V)
+        if top_k is not None:
+            kth = torch.topk(logits, int(top_k)).values[:, -1:]  # (B, 1): the smallest logit kept
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if temperature and temperature > 0:
+            next_id = torch.multinomial(torch.softmax(logits / temperature, dim=-1), num_samples=1)  # (B, 1)
+        else:
+            next_id = logits.argmax(dim=-1, keepdim=True)
+        if eos_id is not None and bool((next_id == eos_id).all()):
+            break
+        idx = torch.cat((idx, next_id), dim=1)
+    return idx
 
 
 @torch.no_grad()

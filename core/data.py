@@ -252,7 +252,13 @@ def create_dataloader_v1(
     txt: TextOrIds, batch_size: int = 4, max_length: int = 256, stride: int = 128, shuffle: bool = True,
     drop_last: bool = True, num_workers: int = 0, *, tokenizer: Any = None, seed: int | None = None,
 ) -> DataLoader:
-    """The book's name and argument order for :func:`create_dataloader` (GPT-2 tokenizer unless given)."""
+    """The book's name and argument order for :func:`create_dataloader` (GPT-2 tokenizer unless given).
+
+    The book's batch order: call ``torch.manual_seed(123)`` and leave ``seed`` out, so the shuffle draws from
+    torch's global generator as the book's loader does. With ``seed`` the order comes from a private generator
+    (the same every time, whatever ran before), and the lab's trainer uses its own per-epoch order
+    (:func:`core.train_data.batch_indices`): both differ from the book's.
+    """
     return create_dataloader(
         txt, tokenizer, batch_size, max_length, stride, shuffle, drop_last, num_workers, seed
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -163,6 +163,23 @@ class TransformerBlock(nn.Module):
         return x, weights
 
 
+class BlockStack(nn.ModuleList):
+    """The transformer blocks: a list (``trf_blocks[-1]``, ``trf_blocks.0.att`` in state dicts) that can also be
+    called on (B, T, emb_dim) embeddings as the book's ``nn.Sequential`` is, returning the hidden states only."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self:
+            x, _ = block(x)
+        return x
+
+
+def _drop_book_masks(module: nn.Module, state_dict: dict, prefix: str, *args: Any) -> None:
+    """A state dict the book's code saved holds each block's causal mask (``trf_blocks.N.att.mask``): a constant
+    this model builds on the fly, so it is dropped rather than refused as an unexpected key."""
+    for key in [k for k in state_dict if k.startswith(prefix + "trf_blocks.") and k.endswith(".att.mask")]:
+        del state_dict[key]
+
+
 class GPTModel(nn.Module):
     """A GPT-2-style decoder: embeddings → N transformer blocks → final norm → output head.
 
@@ -186,13 +203,14 @@ class GPTModel(nn.Module):
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim)
         self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)
         self.drop_emb = nn.Dropout(cfg.drop_rate)
-        self.trf_blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.n_layers))
+        self.trf_blocks = BlockStack(TransformerBlock(cfg) for _ in range(cfg.n_layers))
         self.final_norm = LayerNorm(cfg.emb_dim, cfg.ln_eps)
         self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
         self.attn_impl: AttnImpl = "sdpa"
         self.reset_parameters()
         if cfg.tie_weights:
             self.out_head.weight = self.tok_emb.weight
+        self.register_load_state_dict_pre_hook(_drop_book_masks)
 
     def reset_parameters(self, seed: int | None = None) -> None:
         """GPT-2's initialisation: N(0, 0.02), residual output projections scaled by 1/sqrt(2·n_layers).

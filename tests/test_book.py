@@ -20,6 +20,7 @@ from core.book import (
     train_model_simple,
 )
 from core.datasets import load_corpus
+from core.errors import LabError
 from core.model import count_parameters
 from core.tokenizers import get_tokenizer
 
@@ -216,3 +217,83 @@ def test_the_books_character_split_of_the_verdict(shared_data, tokenizer):
     assert (len(tokenizer.encode(train_data)), len(tokenizer.encode(val_data))) == (4612, 534)  # the book's cut
     ids = torch.tensor(tokenizer.encode(text))
     assert [len(part) for part in split_token_ids(ids, 0.1)] == [4630, 515]  # the lab's trainer's cut
+
+
+def test_the_books_batch_order_comes_from_the_global_seed(tokenizer):
+    from torch.utils.data import DataLoader
+
+    from core.data import GPTDataset
+
+    text = load_corpus("builtin-corpus")[:20_000]
+
+    def first_batches(loader, n=3):
+        return [x.tolist() for _, (x, _y) in zip(range(n), loader)]
+
+    torch.manual_seed(123)
+    ours = first_batches(create_dataloader_v1(text, batch_size=4, max_length=8, stride=8, shuffle=True))
+    torch.manual_seed(123)  # the book's construction: a plain DataLoader that shuffles with the global generator
+    plain = first_batches(DataLoader(GPTDataset(text, tokenizer, 8, 8), batch_size=4, shuffle=True, drop_last=True))
+    assert ours == plain
+    torch.manual_seed(123)
+    seeded = first_batches(create_dataloader_v1(text, batch_size=4, max_length=8, stride=8, seed=123))
+    assert seeded != ours  # a private generator: its own order, the same whatever ran before
+    torch.manual_seed(999)
+    assert first_batches(create_dataloader_v1(text, batch_size=4, max_length=8, stride=8, seed=123)) == seeded
+
+
+class _BookLayoutGPT(torch.nn.Module):
+    """A model with the book's attribute names that is not core's GPTModel (as the book's own class would be)."""
+
+    def __init__(self, core_model):
+        super().__init__()
+        self.inner = core_model
+
+    def forward(self, idx):
+        return self.inner(idx)
+
+
+def test_book_calls_on_blocks_state_dicts_and_other_models(tokenizer):
+    torch.manual_seed(123)
+    model = GPTModel(SMALL).eval()
+    x = torch.randn(2, 5, SMALL["emb_dim"])  # (B, T, emb_dim)
+    out = model.trf_blocks(x)  # the book's nn.Sequential call: hidden states, not tuples
+    expected = x
+    for block in model.trf_blocks:
+        expected = block(expected)[0]
+    assert out.shape == (2, 5, SMALL["emb_dim"]) and torch.equal(out, expected)
+    saved = dict(model.state_dict())  # the book's checkpoints carry each block's causal-mask buffer
+    for i in range(SMALL["n_layers"]):
+        saved[f"trf_blocks.{i}.att.mask"] = torch.triu(torch.ones(32, 32), diagonal=1)
+    fresh = GPTModel(SMALL)
+    fresh.load_state_dict(saved)  # strict: everything else must still match
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values()))
+    with pytest.raises(RuntimeError, match="Unexpected"):
+        fresh.load_state_dict({**saved, "trf_blocks.0.att.other": torch.zeros(1)})
+
+    ids = text_to_token_ids("Every effort moves you", tokenizer)
+    other = _BookLayoutGPT(model).eval()
+    greedy = generate(other, ids, max_new_tokens=5, context_size=32)
+    assert torch.equal(greedy, generate(model, ids, max_new_tokens=5, context_size=32))  # same numbers both ways
+    torch.manual_seed(7)
+    a = generate(other, ids, max_new_tokens=5, context_size=32, temperature=1.5, top_k=3)
+    torch.manual_seed(7)
+    assert torch.equal(a, generate(other, ids, max_new_tokens=5, context_size=32, temperature=1.5, top_k=3))
+    logits = other(a[:, :-1])[0, -1]
+    assert int(a[0, -1]) in torch.topk(logits, 3).indices.tolist()  # top-k: only the 3 likeliest can be picked
+    eos = int(greedy[0, ids.shape[1]])  # the first greedy token as "end of text": stops at once, dropped
+    assert torch.equal(generate(other, ids, 5, 32, eos_id=eos), ids)
+    with pytest.raises(LabError, match="seed, top_p work with the lab's GPTModel only"):
+        generate(other, ids, 5, 32, top_p=0.9, seed=1)
+
+
+def test_the_books_instruction_names():
+    from core.book import InstructionDataset, custom_collate_fn, format_input
+
+    data = [{"instruction": "Say hi.", "input": "", "output": "Hi."}, {"instruction": "Echo", "input": "x",
+                                                                          "output": "x"}]  # fmt: skip
+    assert format_input(data[0]).startswith("Below is an instruction")
+    dataset = InstructionDataset(data, get_tokenizer("gpt2"))  # the book's two-argument call
+    inputs, targets = custom_collate_fn([dataset[0], dataset[1]])
+    assert inputs.shape == targets.shape and inputs.shape[0] == 2
+    assert torch.equal(inputs[:, 1:][targets[:, :-1] != -100], targets[:, :-1][targets[:, :-1] != -100])
+    assert (targets == -100).any()  # padding beyond the first end-of-text is ignored
