@@ -274,24 +274,9 @@ import torch
 
 from core.book import GPTModel
 from core.config import GPTConfig
+from core.formatting import format_bytes as binary
+from core.formatting import format_si as si
 from core.stats import flops_per_token
-
-
-def si(n, unit):
-    """The page's count format: 6.66 MFLOP."""
-    for prefix, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= size:
-            return f"{n / size:,.2f} {prefix}{unit}"
-    return f"{n:,.0f} {unit}".rstrip()
-
-
-def binary(n):
-    """The page's byte format: 1.5 KiB."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024:
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:,.1f} TiB"
 
 
 # §4.6 the whole model, built on PyTorch's meta device: every tensor has its shape but no storage, so even

@@ -18,29 +18,7 @@ PAGE_SETTINGS = ("max_steps", "batch_size", "lr", "warmup_steps", "eval_every", 
                  "val_ratio", "sample_prompt")
 
 FORMATS = '''
-
-def format_si(n):
-    """A count as the page shows it: 13.67 M."""
-    for prefix, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= size:
-            return f"{n / size:,.2f} {prefix}"
-    return f"{n:,.0f}"
-
-
-def format_bytes(n):
-    """Bytes in binary units, as the page shows them: 1.5 KiB."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(value) < 1024:
-            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
-        value /= 1024
-    return f"{value:,.1f} TiB"
-
-
-def fmt_loss(v):
-    """A loss with three decimals, as the dashboard shows it; "—" when there is none."""
-    return "—" if v is None else f"{v:.3f}"
-
+from core.formatting import fmt_loss, format_bytes, format_si  # the page's number formats
 '''
 
 
