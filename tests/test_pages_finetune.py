@@ -11,16 +11,9 @@ from streamlit.testing.v1 import AppTest
 
 from core.jobs import ACTIVE, registry
 from tests.conftest import ROOT
+from tests.script_check import open_page
 
 APP = str(ROOT / "app.py")
-
-
-def open_page(path: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page(path)
-    at.run()
-    return at
 
 
 def assert_clean(at: AppTest) -> None:
