@@ -148,6 +148,8 @@ def run_job(start: Any, run_id: str, world: int, rank: int, quiet: bool) -> Any:
 def _report_saved(result: Any) -> None:
     for note in result.details.get("notes", []):
         print(f"note: {note}", file=sys.stderr)
+    if "save_error" in result.details:
+        print(f"note: {result.details['save_error']}", file=sys.stderr)
     print(result.message)
     if "saved" in result.details:
         print(f"saved {result.details['saved']}")

@@ -13,9 +13,12 @@ from typing import Any
 from torch import nn
 
 from core.access import may_access
+from core.datasets import data_dir
 from core.errors import LabError, check_int, check_number
 from core.jobs import JobRegistry, registry
 from core.limits import current_limits
+from core.quota import make_room
+from core.runs import RUN_FILE, run_path
 
 
 @dataclass
@@ -90,10 +93,6 @@ def check_save_target(save: SaveTo | None, run_id: str, model: nn.Module, jobs: 
     overwritten), and in the hosted demo make room under the disk quota for the model it will write."""
     if save is None:
         return
-    from core.datasets import data_dir
-    from core.quota import make_room
-    from core.runs import RUN_FILE, run_path
-
     folder = run_path(save.runs_dir, run_id)
     if (folder / RUN_FILE).exists():
         raise LabError(f"A run named {run_id} already exists in {save.runs_dir}; pick another run id "
@@ -104,8 +103,9 @@ def check_save_target(save: SaveTo | None, run_id: str, model: nn.Module, jobs: 
 
 
 def save_result(result: FinetuneResult, save: SaveTo | None, run_id: str, owner: str | None) -> FinetuneResult:
-    """Write ``result`` as a run folder when ``save`` says where; a failed write becomes a note, never a lost result
-    (the fine-tuned model stays in memory and the page still shows it)."""
+    """Write ``result`` as a run folder when ``save`` says where (``details["saved"]``: its path). A failed write
+    is never a lost result: it becomes ``details["save_error"]``, one sentence, and the fine-tuned model stays in
+    memory, so the page still shows it."""
     if save is None or result.model is None:
         return result
     from core.finetune_runs import save_finetune_run
@@ -114,5 +114,5 @@ def save_result(result: FinetuneResult, save: SaveTo | None, run_id: str, owner:
         result.details["saved"] = str(save_finetune_run(result, save.runs_dir, run_id, save.base, save.tokenizer,
                                                         owner=owner))  # fmt: skip
     except (LabError, OSError) as err:
-        result.details.setdefault("notes", []).append(f"The fine-tuned model could not be saved: {err}")
+        result.details["save_error"] = f"The fine-tuned model could not be saved: {err}"
     return result

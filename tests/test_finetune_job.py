@@ -185,6 +185,21 @@ def test_instruct_job_on_a_tied_model_unties_the_head_only_when_asked(untie, tok
     assert torch.equal(tied.tok_emb.weight, emb) and is_tied(tied)  # the page's model is untouched
 
 
+def test_a_failed_save_keeps_the_result_and_says_why_once(tiny, tok, tmp_path):
+    from core.finetune_job import SaveTo
+
+    blocked = tmp_path / "runs"
+    blocked.write_text("a file where the runs folder should be")
+    settings = ClassifySettings(max_steps=2, batch_size=4, eval_every=1)
+    job = start_classify_job(tiny, tok, load_classification("builtin-spam"), settings, run_id="c",
+                             jobs=JobRegistry(max_jobs=1), save=SaveTo(str(blocked), "preset:tiny:123"))
+    assert job.wait(60) and job.snapshot()["status"] == "finished", job.snapshot()["message"]
+    d = job.result.details
+    assert d["save_error"].startswith("The fine-tuned model could not be saved: ") and "saved" not in d
+    assert not any("could not be saved" in str(n) for n in d["notes"])  # said once, not also among the notes
+    assert job.result.model is not None and 0 <= d["evaluation"]["accuracy"] <= 1
+
+
 def test_instruct_job_refuses_unbounded_answers_and_bad_counts(tiny, tok, monkeypatch):
     data = load_instructions("builtin-instructions")
     for bad, match in ((dict(max_new_tokens=100_000), "max_new_tokens must be at most 1,024, got 100000"),

@@ -194,9 +194,8 @@ def save_target(tokenizer: Any) -> SaveTo:
 def saved_run_note(panel: JobPanel, run_id: str, result: Any) -> None:
     """Say where the fine-tuned model was saved (or why not); an instruction-tuned one can become the active model,
     so that the Generation page talks to it."""
-    for note in result.details.get("notes", []):
-        if str(note).startswith("The fine-tuned model could not be saved"):
-            st.warning(str(note), icon=":material/save:")
+    if error := result.details.get("save_error"):
+        st.warning(error, icon=":material/save:")
     if not result.details.get("saved"):
         return
     how = ("pick it in the sidebar to generate with it" if panel.kind == "instruct"
