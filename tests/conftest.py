@@ -76,3 +76,14 @@ def app_page(page: str, **params: str):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def open_page(path: str, timeout: float = 120):
+    """A fresh AppTest session of the app (its router and sidebar) switched to the page ``path``."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    at.run()
+    at.switch_page(path)
+    at.run()
+    return at

@@ -11,17 +11,13 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from core.page_scripts import parse_printed
+from tests import conftest
 from tests.conftest import ROOT
 from ui.widgets import SCRIPT_TEXT
 
-APP = str(ROOT / "app.py")
-
 
 def open_page(path: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page(path)
-    at.run()
+    at = conftest.open_page(path)
     assert not at.exception, [e.value for e in at.exception]
     return at
 

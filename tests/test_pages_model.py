@@ -6,17 +6,11 @@ import re
 
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
-
-APP = str(ROOT / "app.py")
+from tests import conftest
 
 
 def open_page(path: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.run()
-    at.switch_page(path)
-    at.run()
-    return at
+    return conftest.open_page(path, timeout=90)
 
 
 def assert_clean(at: AppTest) -> None:
