@@ -102,3 +102,4 @@ def book_check() -> None:
     if out is not None:
         st.caption(f"Greedy output of {out[0]}:")
         st.html(continuation_html(out[1], PROMPT))
+    show_code(generate_text, label="Show the code: the greedy continuation")

@@ -11,9 +11,11 @@ from core.stats import (
     architecture_report,
     flops_per_token,
     layernorm_example,
+    memory_estimate,
     meta_shape_trace,
     parameter_breakdown,
     shortcut_gradient_demo,
+    total_parameters,
 )
 from ui.figures_model import activation_figure, matrix_heatmap, parameter_bars, shortcut_figure
 from ui.format import format_bytes, format_si
@@ -73,6 +75,7 @@ if report is not None:
     left.dataframe(table, hide_index=True, width="stretch",
                    column_config={"params": st.column_config.NumberColumn("parameters", format="localized")})
     right.plotly_chart(parameter_bars(report.breakdown), width="stretch", key="arch_params_fig")
+    show_code(parameter_breakdown, total_parameters, flops_per_token, label="Show the code: counting parameters")
 
     st.subheader("Memory")
     st.dataframe(
@@ -82,6 +85,7 @@ if report is not None:
     )
     st.caption("Training = weights + gradients + AdamW's two fp32 moments per parameter; activations come on "
                "top and grow with batch size × context length.")
+    show_code(memory_estimate, label="Show the code: the memory estimate")
 
     st.subheader("Shape trace of one forward pass")
     st.caption(f"Input: token ids of shape ({batch}, {min(tokens, cfg.context_length)}). The model is built "
@@ -92,8 +96,7 @@ if report is not None:
     st.dataframe(pd.DataFrame(report.trace), hide_index=True, width="stretch",
                  height=35 * len(report.trace) + 40,
                  column_config={"parameters": st.column_config.NumberColumn(format="localized")})
-show_code(architecture_report, parameter_breakdown, flops_per_token, meta_shape_trace,
-          label="Show the code of the counts and the trace")
+    show_code(architecture_report, meta_shape_trace, label="Show the code of the report and the trace")
 show_code(GPTModel, TransformerBlock, MultiHeadAttention, FeedForward, LayerNorm, GELU,
           label="Show the code: the chapter-4 model classes")
 if report is not None:

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core import attention as book
+from core import book_ch3 as ch3
 from core.attention_steps import (
     MAX_ATTENTION_TOKENS,
     MAX_TEACHING_WORDS,
@@ -11,6 +12,7 @@ from core.attention_steps import (
     sentence_inputs,
     teaching_steps,
 )
+from core.model import MultiHeadAttention
 from ui.cache import active_model, active_tokenizer
 from ui.figures_model import attention_heatmap, heads_grid, vectors_heatmap
 from ui.state import active_model_spec, describe_spec
@@ -18,6 +20,12 @@ from ui.widgets import guard, next_page_link, page_header, script_download, show
 from views.attention_prose import DISPLAY_STEPS, STAGES, step_note, step_title
 
 PATH = "views/attention.py"
+STAGE_CODE = {  # what computed each tab, then the book's nn.Module for the same step (core/book_ch3.py)
+    "simplified": (book.simplified_self_attention, ch3.SelfAttention_v1),
+    "qkv": (book.self_attention_qkv, book._project, ch3.SelfAttention_v2),
+    "causal": (book.causal_attention, book._causal_steps, ch3.CausalAttention),
+    "multihead": (book.multi_head_attention, ch3.MultiHeadAttentionWrapper, ch3.MultiHeadAttention),
+}
 SQUARE = {"scores", "scaled", "masked", "weights", "dropped"}  # T × T matrices; the rest are (T, features)
 
 
@@ -99,8 +107,7 @@ if steps is not None:
             for i, step in enumerate(s for s in shown if data[s].ndim == 2):
                 with cols[i % 3]:
                     render_step(stage, step, data[step], inp.words)
-show_code(book.simplified_self_attention, book.self_attention_qkv, book.causal_attention,
-          book.multi_head_attention, label="Show the code (Part 1: core/attention.py)")
+            show_code(*STAGE_CODE[stage], label=f"Show the code: {STAGES[stage]} (and the book's class)")
 
 st.header("Part 2 · Inside the active model", divider="gray")
 st.markdown(
@@ -132,7 +139,7 @@ if att is not None:
     row_sum_caption(w)
     st.plotly_chart(heads_grid(att.weights[layer], att.tokens, title=f"All {n_heads_model} heads of layer "
                                f"{layer + 1}"), width="stretch", key="att_model_grid")
-show_code(model_attention, label="Show the code (Part 2: core/attention_steps.py)")
+show_code(model_attention, MultiHeadAttention.forward, label="Show the code: reading the model's attention weights")
 if steps is not None and att is not None:
     script_download("attention", {"source": "text" if own else "book", "text": text, "d_in": d_in, "d_out": d_out,
                                   "n_heads": n_heads, "dropout": dropout, "seed": seed, "spec": active_model_spec(),

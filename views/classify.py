@@ -7,7 +7,8 @@ import streamlit as st
 
 from core import classify_job as ft
 from core import guided
-from core.classify import MODES, POSITIONS, evaluate, predict, prepare_classifier, train_classifier
+from core.classify import MODES, POSITIONS, classify_logits, evaluate, predict, prepare_classifier, train_classifier
+from core.classify_data import ClassificationDataset, classification_collate
 from core.datasets import label_mapping
 from ui.cache import active_model, active_tokenizer, parsed_table
 from ui.figures_finetune import classify_curves, confusion_figure
@@ -63,6 +64,8 @@ if df is not None:
     right.dataframe(pd.DataFrame({"label": counts.index, "class id": [ids[str(k)] for k in counts.index],
                                   "messages": counts.values}), hide_index=True, width="stretch")
     right.caption(f"{len(df):,} messages; labels map to class ids in sorted order.")
+    show_code(ft.prepare_classification, ClassificationDataset, classification_collate,
+              label="Show the code: the split, the dataset and its padding")
 
 st.subheader("Settings")
 start = guided.CLASSIFY  # the guided path's settings
@@ -86,6 +89,7 @@ snap, result = finetune_controls(
     ready=df is not None, curves=classify_curves,
     idle="Press **Start** to fine-tune; curves appear here while it trains.",
 )
+show_code(prepare_classifier, train_classifier, classify_logits, label="Show the code: the new head and the training")
 if result is not None and snap["status"] in ("finished", "stopped") and result.details:
     d, ev = result.details, result.details["evaluation"]
     st.subheader("Test set")
@@ -111,6 +115,7 @@ if result is not None and snap["status"] in ("finished", "stopped") and result.d
                         result.settings["position"])
             st.markdown(f"→ **{p['label']}** · " + " · ".join(f"{k}: {v:.1%}" for k, v in p["probs"].items())
                         + (" · (truncated)" if p["truncated"] else ""))
+    show_code(evaluate, ft.misclassified, predict, label="Show the code: scoring the test set and one message")
     rows = st.session_state.setdefault(ABLATION, [])
     if snap["run_id"] not in {r["run"] for r in rows}:
         rows.append(ft.ablation_row(snap["run_id"], result))
@@ -120,10 +125,10 @@ if st.session_state.get(ABLATION):
     st.dataframe(pd.DataFrame(st.session_state[ABLATION]), hide_index=True, width="stretch", column_config={
         "test accuracy": pct, "majority baseline": pct, "trainable": num,
         "lr": st.column_config.NumberColumn(format="%.0e")})
+    show_code(ft.ablation_row, label="Show the code: one row of the ablation table")
 if df is not None:
     if result is not None and result.settings != asdict(settings):
         st.caption("The script uses the settings above, which differ from those of the run shown.")
     script_download("classify", {"spec": spec, "settings": asdict(settings), "upload": upload,
                                  "message": st.session_state.get("cls_try", MESSAGE)})
-show_code(prepare_classifier, train_classifier, evaluate, predict)
 next_page_link(PATH)

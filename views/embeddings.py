@@ -65,6 +65,7 @@ def shapes_section(model) -> list[int] | None:
                                    (look.token_embeddings[0], look.position_embeddings, look.input_embeddings[0])):
             col.markdown(f"**{title}** (first rows and columns)")
             col.dataframe(preview_frame(mat, labels, rows=4, cols=4), width="stretch")
+        show_code(emb.embed_ids, label="Show the code: the two lookups and their sum")
         return ids
     return None
 
@@ -87,6 +88,7 @@ def projection_section(model, ids: list[int] | None) -> None:
                                     hover=hover), width="stretch", key="emb_pca")
         st.caption(f"Each point is one token's row of tok_emb ({model.cfg.emb_dim} numbers) projected onto the "
                    f"{dims} directions along which these rows vary most. {RANDOM_NOTE}")
+    show_code(emb.most_frequent_tokens, emb.token_vectors, emb.pca, label="Show the code: the PCA projection")
 
 
 def neighbours(model, query: int, candidates) -> None:
@@ -121,11 +123,13 @@ if model is not None:
     st.caption("Cosine similarity compares directions: 1 = the same direction, 0 = unrelated, −1 = opposite. "
                "Among tens of thousands of random vectors a few always point roughly the same way by chance, so "
                "at random init the top similarities are sizeable but mean nothing.")
+    show_code(emb.nearest_neighbours, label="Show the code: nearest neighbours")
 
     st.subheader(f"Position embeddings: how similar are the first {emb.MAX_POSITIONS} positions?")
     positions(model, "emb_pos")
     st.caption("Cell (i, j) is the cosine similarity of the vectors for positions i and j. GPT-2's positions "
                "form smooth bands (nearby positions are alike); at random init only the diagonal stands out.")
+    show_code(emb.position_similarity, label="Show the code: position similarity")
 
     st.subheader("Random init vs trained")
     if spec["kind"] == "preset":
@@ -145,6 +149,5 @@ if model is not None:
                     st.markdown(f"**{title}** — neighbours of {label(query)!r}")
                     neighbours(mdl, query, candidates)
                     positions(mdl, f"emb_pos_{title}")
-
-show_code(emb.embed_ids, emb.pca, emb.nearest_neighbours, emb.position_similarity)
+    show_code(emb.matching_preset, label="Show the code: the matching random-init model")
 next_page_link(PATH)

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from core.generate import sampling_distribution
-from core.generate_steps import generate_traced, playground_generate
+from core.generate import _decode, _distribution, generate, logits_to_probs, sampling_distribution
+from core.generate_steps import _trace_step, generate_traced, playground_generate
 from ui.cache import active_model, active_tokenizer
 from ui.figures_model import colored_tokens_html, format_prob, probability_bars, probability_legend_html
 from ui.state import active_model_spec, describe_spec
@@ -50,6 +50,7 @@ if prompt.strip():  # the settings above, and the active model rebuilt from its 
     script_download("generate", {"spec": spec, "prompt": prompt, "max_new_tokens": max_new,
                                  "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed})
 
+show_code(sampling_distribution, logits_to_probs, label="Show the code: what temperature, top-k and top-p do")
 result = st.session_state.get(RESULT)
 if result is None:
     st.caption("Press **Generate** to continue the prompt.")
@@ -62,6 +63,7 @@ else:
     st.html(colored_tokens_html(run.prompt, run.pieces, run.probs))
     st.html(probability_legend_html())
     st.caption(f"Generated {len(run.pieces)} new tokens with {result['settings']}.")
+    show_code(playground_generate, generate_traced, label="Show the code: the generation loop that ran")
 
     st.subheader("Step by step: the candidates")
     n = len(run.trace.steps)
@@ -81,6 +83,7 @@ else:
                f"{s.n_kept:,} tokens were still allowed; entropy of the distribution {s.entropy:.2f} nats. "
                "Grey: plain softmax of the logits; blue: after temperature, top-k and top-p (renormalised); "
                "hatched: filtered.")
+    show_code(_trace_step, _distribution, label="Show the code: one step's candidates and filters")
 
     st.subheader("Greedy vs sampled")
     left, right = st.columns(2)
@@ -95,6 +98,5 @@ else:
     else:
         st.caption("Greedy decoding is deterministic and tends to repeat itself; sampling trades some "
                    "likelihood for variety, and the seed makes it reproducible.")
-
-show_code(playground_generate, generate_traced, sampling_distribution)
+    show_code(generate, _decode, label="Show the code: greedy and sampled decoding")
 next_page_link(PATH)

@@ -6,7 +6,18 @@ import streamlit as st
 
 from core import guided
 from core import instruct_job as ft
-from core.instruct import custom_collate_fn, format_example, generate_responses, score_responses, train_instruct
+from core.instruct import (
+    calc_loss_batch,
+    clean_answer,
+    custom_collate_fn,
+    format_example,
+    format_input,
+    generate_responses,
+    score_responses,
+    train_instruct,
+)
+from core.instruct_data import loss_mask_view
+from core.instruct_score import exact_match, similarity_score, token_f1
 from core.model_spec import tied_head_note
 from ui.cache import active_model, active_tokenizer, parsed_instructions
 from ui.figures_finetune import instruct_curves, loss_mask_html
@@ -60,6 +71,8 @@ if records is not None:
         left.json(records[i])
         right.markdown("**Rendered with the Alpaca template** (what the model trains on)")
         right.code(format_example(records[i], i), language=None, wrap_lines=True)
+        show_code(ft.instruction_splits, format_input, format_example,
+                  label="Show the code: the split and the template")
 
         st.subheader("X-ray of one training batch")
         mask = st.toggle("Mask the prompt (only the response counts in the loss)", scratch, key="ins_mask",
@@ -70,6 +83,7 @@ if records is not None:
         st.caption(f"The first two training records collated as in training (cut to the model's {context}-token "
                    "context): each sequence gets one <|endoftext|>, the batch is padded with more of them, and "
                    "targets are the inputs shifted by one. Hover a token to see the target it predicts.")
+        show_code(custom_collate_fn, loss_mask_view, label="Show the code: the collate function and its loss mask")
 
 st.subheader("Settings")
 start = guided.instruct_settings(from_scratch=scratch)  # the guided path's settings for this kind of model
@@ -101,6 +115,7 @@ snap, result = finetune_controls(
     idle=f"Press **Start**: the model first answers {n_eval} test prompts, then fine-tunes (curves appear "
          "here), then answers them again.",
 )
+show_code(train_instruct, calc_loss_batch, label="Show the code: the fine-tuning loop and its loss")
 if result is not None and snap["status"] in ("finished", "stopped") and result.details:
     d = result.details
     sb, sa, answered = d["score_before"], d["score_after"], d["answered"]
@@ -129,9 +144,10 @@ if result is not None and snap["status"] in ("finished", "stopped") and result.d
         "token F1 after": st.column_config.NumberColumn(format="%.2f", width="small")})
     st.download_button("Download the responses (JSON, the book's format)", d["json"], "instruction-responses.json",
                        "application/json", icon=":material/download:", key="ins_json")
+    show_code(generate_responses, clean_answer, score_responses, exact_match, token_f1, similarity_score,
+              label="Show the code: answering the test prompts and scoring them")
 if records is not None:
     if result is not None and result.settings != asdict(settings):
         st.caption("The script uses the settings above, which differ from those of the run shown.")
     script_download("instruct", {"spec": spec, "settings": asdict(settings), "upload": upload})
-show_code(custom_collate_fn, train_instruct, generate_responses, score_responses)
 next_page_link(PATH)

@@ -3,7 +3,14 @@
 import pandas as pd
 import streamlit as st
 
-from core.lora import LoRALinear, apply_lora, lora_parameter_counts, lora_target_names, merge_lora
+from core.lora import (
+    LoRALinear,
+    apply_lora,
+    lora_parameter_counts,
+    lora_target_names,
+    merge_lora,
+    replace_linear_with_lora,
+)
 from core.lora_lab import (
     LORA_TARGET_SETS,
     book_lora_reference,
@@ -75,6 +82,7 @@ if demo is not None:
                    icon=":material/check_circle:")
         grads = pd.DataFrame(demo.grad_norms, index=pd.RangeIndex(1, demo.steps + 1, name="step"))
         st.dataframe(grads.reset_index(), hide_index=True, width="content")
+    show_code(LoRALinear, lora_layer_demo, label="Show the code: the LoRA layer and this simulation")
 
 st.subheader("Trainable parameters: LoRA vs full fine-tuning")
 if demo is None:
@@ -94,6 +102,8 @@ else:
         c[0].metric("Book: GPT-2 small (2-class head), LoRA r = 16 on all linear layers", f"{ref['lora']:,}",
                     help="Appendix E: 'Total trainable LoRA parameters: 2,666,528'. Computed here, not typed in.")
         c[1].metric("…instead of full fine-tuning", f"{ref['full']:,}", help="The book: 124,441,346.")
+    show_code(lora_parameter_counts, lora_count_table, replace_linear_with_lora,
+              label="Show the code: counting LoRA's trainable parameters")
 
     st.subheader("Merge check")
     st.caption("A copy of the model gets LoRA on the chosen layers and random (non-zero) B matrices; then "
@@ -114,5 +124,5 @@ else:
                         help="Should be ~1e-6 (float32 rounding).")
     script_download("lora", {"spec": active_model_spec(), "layer": layer, "rank": rank, "alpha": alpha,
                              "steps": demo.steps, "merge_targets": targets, "merge_check": checked})
-show_code(LoRALinear, apply_lora, merge_lora, lora_parameter_counts, lora_layer_demo, merge_check)
+    show_code(apply_lora, merge_lora, merge_check, label="Show the code: wrapping, merging and the check")
 next_page_link(PATH)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.data import create_dataloader, describe_windows, sliding_windows, to_token_ids, window_count
+from core.data import GPTDataset, create_dataloader, describe_windows, sliding_windows, to_token_ids, window_count
 from core.datasets import is_available, load_corpus
 from core.errors import LabError
 from core.tokenizers import display_bytes
@@ -68,6 +68,7 @@ if ids is not None:
     if info["gap"]:
         st.info(f"stride is larger than max_length + 1, so {info['gap']:,} tokens between two windows are never "
                 "seen in training.", icon=":material/warning:")
+    show_code(window_count, describe_windows, label="Show the code: counting windows, overlap and gaps")
 
 
 def label(token_id: int) -> str:
@@ -92,6 +93,7 @@ if loader is not None:
     st.markdown("**What the model learns from this window** — the context so far → the next token, as the "
                 f"book prints it (the first {min(4, max_length)} of the window's {max_length} predictions):")
     st.dataframe(context_pairs_frame(x, y, label, n=4), hide_index=True, width="stretch")
+    show_code(to_token_ids, sliding_windows, label="Show the code: one window and its target")
 
     st.subheader("The first batch of the data loader")
     bx, by = next(iter(loader))  # (B, L) each
@@ -105,8 +107,7 @@ if loader is not None:
         st.markdown(f"**{title}**")
         st.dataframe(batch_frame(rows.tolist(), [tok.decode(r) for r in rows.tolist()]), hide_index=True,
                      width="stretch")
-
-show_code(window_count, sliding_windows, create_dataloader)
+    show_code(create_dataloader, GPTDataset, label="Show the code: the dataset and its data loader")
 if ids is not None:
     script_download("sampling", {"source": {BUILTIN: "builtin-corpus", VERDICT: "the-verdict"}.get(choice, "text"),
                                  "text": text, "max_length": max_length, "stride": stride, "batch_size": batch_size})

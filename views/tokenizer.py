@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.datasets import load_corpus
 from core.tokenizers import REGISTRY, describe_tokenizer, train_bpe
+from core.tokenizers.base import Tokenizer
 from ui.cache import tokenizer
 from ui.figures_text import ids_frame, merges_frame, token_spans_html
 from ui.widgets import guard, next_page_link, page_header, script_download, show_code, text_source
@@ -63,6 +64,7 @@ def bpe_section() -> None:
                 f"{tok.n_vocab:,} ids instead of {tok.requested_vocab_size:,}; use a longer text for more.")
     with st.expander(f"The {len(tok.merges):,} merges, in the order they were learned"):
         st.dataframe(merges_frame(tok.merges_table()), hide_index=True, width="stretch", height=300)
+    show_code(train_bpe, type(tok).encode_chunk, label="Show the code: training the BPE and applying its merges")
 
 
 def build(tok_name: str):
@@ -116,7 +118,8 @@ def main_view() -> None:
         st.code(decoded[:2_000], language=None, wrap_lines=True)
     with st.expander("Token ids as a table"):
         st.dataframe(ids_frame(spans[:MAX_SPANS]), hide_index=True, width="stretch", height=300)
-    show_code(type(tok).encode, type(tok)._segment_spans, *([train_bpe] if name == "bpe" else []))
+    show_code(type(tok).encode, type(tok)._segment_spans, type(tok).decode,
+              label=f"Show the code: {NAMES[name]} encode and decode")
     learned_from = st.session_state.get("tok_bpe_source", source) if name == "bpe" else source
     script_download("tokenizer", {
         "name": name, "text": text, "allow_endoftext": allow,
@@ -136,6 +139,7 @@ def compare_view() -> None:
                 render_spans(o_spans)
             elif other == "bpe":
                 st.info("Choose “your own BPE” above and press Train first.")
+    show_code(Tokenizer.spans, Tokenizer.split_special, label="Show the code: the spans both columns count")
 
 
 if REGISTRY[name].vocab_from == "training":
