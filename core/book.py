@@ -204,8 +204,9 @@ def train_model_simple(model: torch.nn.Module, train_loader: Any, val_loader: An
 
 
 def split_text(text_data: str, train_ratio: float = 0.90) -> tuple[str, str]:
-    """The book's §5.1 split: the first ``train_ratio`` of the *characters* train, the rest validate (the
-    lab's trainer cuts the token ids instead; see :func:`core.train_data.split_token_ids`)."""
+    """The book's §5.1 split: the first ``train_ratio`` of the *characters* train, the rest validate. The lab's
+    trainer cuts the token ids by default; ``TrainSettings(split="characters")`` with
+    :func:`core.train_data.split_corpus` trains on this cut (the Pretraining page: "the text's characters")."""
     split_idx = int(train_ratio * len(text_data))
     return text_data[:split_idx], text_data[split_idx:]
 

@@ -27,7 +27,7 @@ SETTING_FLAGS = {
     "grad_clip": "grad_clip", "eval_every": "eval_every", "eval_batches": "eval_batches",
     "sample_every": "sample_every", "sample_prompt": "sample_prompt", "sample_tokens": "sample_tokens",
     "sample_temperature": "sample_temperature", "val_ratio": "val_ratio", "seed": "seed",
-    "checkpoint_every": "checkpoint_every", "device": "device", "precision": "precision",
+    "checkpoint_every": "checkpoint_every", "device": "device", "precision": "precision", "split": "split",
 }  # fmt: skip
 
 
@@ -53,6 +53,9 @@ def register(sub: Any) -> None:
         p.add_argument(f"--{flag}", type=kind)
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", choices=["fp32", "bf16-autocast"])
+    p.add_argument("--split", choices=["tokens", "characters"],
+                   help="hold out the last val-ratio of the token ids (tokens, the default) or of the text's "
+                        "characters, as the book's §5.1 does (characters)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"))
     p.add_argument("--run-id", help="folder name under --runs-dir (default: time stamp + preset)")
     p.add_argument("--resume", action="store_true", help="continue --run-id from its checkpoint")
@@ -62,6 +65,7 @@ def register(sub: Any) -> None:
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from core import runs
+    from core.pretrain_job import training_ids
     from core.tokenizers import get_tokenizer
     from core.train import TrainSettings, make_trainer
 
@@ -72,7 +76,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
             settings = settings.replace(device="cuda" if _dist_backend() == "nccl" else "cpu")
         text = _load_corpus_once(corpus["source"], rank, world)
         tokenizer = get_tokenizer("gpt2")
-        ids = tokenizer.encode(text, allowed_special={"<|endoftext|>"})
+        ids = training_ids(text, tokenizer, settings)  # split by tokens, or by characters (the book's)
         run_id = args.run_id or runs.default_run_id(args.preset)
         run_id = _same_on_all_ranks(run_id, world)
         trainer = make_trainer(

@@ -15,13 +15,15 @@ EOT = "<|endoftext|>"
 PRETRAIN_TOKENIZER = "gpt2"  # a run trained from scratch uses GPT-2's BPE; its checkpoint records the name
 FRESH_S = 15 * 60  # a run.json marked running and written this recently is taken to be trained by another process
 
-def preflight_numbers(n_tokens: int, cfg: GPTConfig, settings: TrainSettings) -> dict[str, Any]:
-    """How a corpus of ``n_tokens`` splits into training/validation tokens, windows and epochs.
+def preflight_numbers(n_tokens: int, cfg: GPTConfig, settings: TrainSettings,
+                      sizes: tuple[int, int] | None = None) -> dict[str, Any]:
+    """How a corpus of ``n_tokens`` splits into training/validation tokens, windows and epochs (``sizes``: the
+    (training, validation) token counts when the corpus was split by characters, ``TokenSplit.sizes``).
 
     A view of :func:`core.train_plan.plan_data`, the function the trainer itself checks its data with, so the
     pre-flight panel and the trainer cannot disagree (same numbers, same sentences).
     """
-    plan = plan_data(n_tokens, cfg, settings)
+    plan = plan_data(n_tokens, cfg, settings, sizes)
     return {
         "context": plan.context, "train_tokens": plan.train_tokens, "val_tokens": plan.val_tokens,
         "train_windows": plan.train_windows, "val_windows": plan.val_windows,

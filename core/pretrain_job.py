@@ -22,6 +22,7 @@ from core.limits import current_limits
 from core.quota import make_room
 from core.runs import RUN_FILE, read_json, run_path
 from core.train import TrainSettings
+from core.train_data import TokenSplit, split_corpus
 from core.train_plan import resume_spec
 
 EOT = "<|endoftext|>"
@@ -58,6 +59,12 @@ def encode_corpus(text: str, tokenizer: Any) -> list[int]:
     return tokenizer.encode(text, allowed_special={EOT})
 
 
+def training_ids(text: str, tokenizer: Any, settings: TrainSettings) -> TokenSplit:
+    """The corpus as training and validation ids, cut the way ``settings.split`` says (by tokens, or by
+    characters as the book's §5.1): what :func:`start_pretraining` and a resumed run train on."""
+    return split_corpus(text, tokenizer, settings.val_ratio, settings.split)
+
+
 def _default_tokenizer() -> Any:
     from core.tokenizers import get_tokenizer
 
@@ -83,7 +90,7 @@ def start_pretraining(
     run_id: str,
     runs_dir: str | Path,
     tokenizer: Any = None,
-    ids: list[int] | None = None,
+    ids: TokenSplit | list[int] | None = None,
     visitor: str | None = None,
 ) -> Job:
     """Tokenize the corpus with GPT-2's BPE and start a pretraining job (what the page's Start button does).
@@ -93,7 +100,7 @@ def start_pretraining(
     """
     check_caps(cfg, settings)
     tok = tokenizer or _default_tokenizer()
-    ids = ids if ids is not None else encode_corpus(corpus.text, tok)
+    ids = ids if ids is not None else training_ids(corpus.text, tok, settings)
     run_id = run_id.strip()
     registry().check_can_start(run_id)  # before anything is written
     make_room(runs_dir, current_limits(), {j.run_id for j in registry().active()}, data_dir() / "corpora",
@@ -130,7 +137,7 @@ def resume_pretraining(
         raise LabError(f"Run {run_id!r} does not record its corpus, so it cannot be resumed here; use "
                        "'python -m core pretrain --resume --corpus …' with the text it was trained on.")
     tok = tokenizer or _default_tokenizer()
-    ids = encode_corpus(load_corpus(corpus["source"]), tok)
+    ids = training_ids(load_corpus(corpus["source"]), tok, settings)
     return start_training_job(cfg, settings, ids, runs_dir, run_id, resume=True, tokenizer=tok, corpus=corpus,
                               owner=owner_tag(visitor))
 

@@ -43,7 +43,7 @@ import torch
 
 from core import runs
 from core.config import GPTConfig
-from core.data import as_token_ids, sliding_windows
+from core.data import sliding_windows
 from core.distributed import _autocast_dtype, _dist_info, _resolve_device, any_rank, mean_over_ranks  # noqa: F401
 from core.errors import LabError
 from core.model import GPTModel
@@ -62,7 +62,9 @@ from core.train_data import (  # noqa: F401 - re-exported: the public API is cor
     calc_loss_batch,
     calc_loss_loader,
     calc_loss_windows,
+    split_corpus,
     split_token_ids,
+    train_val_ids,
 )
 from core.train_eval import Evaluation
 from core.train_memory import _gib, available_memory, estimate_training_memory  # noqa: F401
@@ -84,7 +86,7 @@ class Trainer(RunRecorder, Evaluation):
     Args:
         model_cfg: the model to train (a fresh one, initialised from ``settings.seed``, unless resuming).
         settings: how to train.
-        token_ids: the whole corpus as token ids (1-D); the end ``val_ratio`` of it is held out.
+        token_ids: the corpus as token ids (1-D; the end ``val_ratio`` held out) or a ``TokenSplit`` (``split_corpus``).
         run_dir: folder for checkpoints and ``run.json`` (None: nothing is written). Its name is the run id.
         tokenizer: used for the sample texts (None: no samples); its ``name`` is recorded in the checkpoint.
         resume: continue the run saved in ``run_dir`` (same model config and corpus).
@@ -171,15 +173,15 @@ class Trainer(RunRecorder, Evaluation):
     # ----------------------------------------------------------------------------------------- setup
     def _prepare_data(self, token_ids: Any, corpus: dict[str, Any] | None) -> None:
         s = self.settings
-        ids = as_token_ids(token_ids)
+        train_ids, val_ids = train_val_ids(token_ids, s)
+        ids = torch.cat([train_ids, val_ids])
         if ids.numel() and int(ids.max()) >= self.cfg.vocab_size:
             raise LabError(
                 f"The corpus has token id {int(ids.max())} but the model's vocabulary has only "
                 f"{self.cfg.vocab_size:,} ids; use vocab_size {int(ids.max()) + 1} or more, or the model's tokenizer."
             )
-        plan = plan_data(int(ids.numel()), self.cfg, s)
+        plan = plan_data(int(ids.numel()), self.cfg, s, sizes=(int(train_ids.numel()), int(val_ids.numel())))
         plan.check()  # the same rules and sentences as the pre-flight panel
-        train_ids, val_ids = split_token_ids(ids, s.val_ratio)
         self.train_x, self.train_y = sliding_windows(train_ids, plan.context, plan.stride)  # (N, L) each
         # Validation windows never overlap, so every held-out token is scored once.
         self.val_x, self.val_y = sliding_windows(val_ids, plan.context, plan.context)

@@ -21,6 +21,7 @@ from typing import Any
 from core.errors import LabError, check_int, check_known_keys, shown
 
 PRECISIONS = ("fp32", "bf16-autocast")
+SPLITS = ("tokens", "characters")  # how a corpus is cut into training and validation (TrainSettings.split)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,10 @@ class TrainSettings:
         sample_every: generate a sample every this many steps (also at the end); ``None`` = at every
             evaluation; 0 = never.
         sample_prompt / sample_tokens / sample_temperature: the sample (temperature 0 = greedy).
-        val_ratio: share of the token ids (the *end* of the corpus) held out for validation (book: 0.1).
+        val_ratio: share of the corpus (its *end*) held out for validation (book: 0.1).
+        split: ``"tokens"`` holds out the last ``val_ratio`` of the token ids; ``"characters"`` cuts the text
+            at ``1 - val_ratio`` of its characters and tokenizes the halves apart, as the book's §5.1 does
+            (:func:`core.train_data.split_corpus`).
         seed: seeds weight initialisation, data order and dropout.
         checkpoint_every: save every this many steps; ``None`` = at every evaluation; 0 = only at the end
             or when stopped. Needs a run folder.
@@ -69,6 +73,7 @@ class TrainSettings:
     sample_tokens: int = 25
     sample_temperature: float = 0.0
     val_ratio: float = 0.1
+    split: str = "tokens"
     seed: int = 123
     checkpoint_every: int | None = None
     device: str = "auto"
@@ -89,6 +94,9 @@ class TrainSettings:
             raise LabError(f"grad_clip must be a positive number or None, got {shown(self.grad_clip)}; try 1.0.")
         if not _real(self.val_ratio) or not 0 < self.val_ratio < 1:
             raise LabError(f"val_ratio must be between 0 and 1 (exclusive), got {shown(self.val_ratio)}; try 0.1.")
+        if self.split not in SPLITS:
+            raise LabError(f"split must be one of {', '.join(SPLITS)}, got {shown(self.split)}; 'characters' is "
+                           "the book's.")
         if not _real(self.sample_temperature) or not 0 <= self.sample_temperature < math.inf:
             raise LabError(f"sample_temperature must be 0 (greedy) or positive, got {shown(self.sample_temperature)}.")
         if not isinstance(self.sample_prompt, str):

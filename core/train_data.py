@@ -8,21 +8,43 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from core.data import as_token_ids
+from core.errors import LabError
 from core.fused_head import next_token_loss
+from core.train_config import SPLITS
 from core.train_plan import split_sizes
 
-
 # -------------------------------------------------------------------------------------------------- data
+ENDOFTEXT = "<|endoftext|>"
+
+
+@dataclass(frozen=True)
+class TokenSplit:
+    """A corpus as training and validation token ids (1-D each), and how it was cut (one of :data:`SPLITS`)."""
+
+    train: torch.Tensor
+    val: torch.Tensor
+    how: str = "tokens"
+
+    def __len__(self) -> int:
+        return int(self.train.numel() + self.val.numel())
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        return int(self.train.numel()), int(self.val.numel())
+
+
 def split_token_ids(ids: torch.Tensor, val_ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """First ``1 - val_ratio`` of the tokens for training, the rest for validation.
+    """First ``1 - val_ratio`` of the tokens for training, the rest for validation (the lab's default split).
 
     Splitting *before* cutting windows keeps every validation token out of every training window. The book cuts
     the *text* at 90 % of its characters instead and tokenizes both halves (The Verdict: 4,612 / 534 tokens, where
-    this gives 4,630 / 515); :func:`core.book.split_text` does it the book's way.
+    this gives 4,630 / 515): :func:`split_corpus` with ``how="characters"`` does it the book's way.
 
     Example:
         >>> [t.tolist() for t in split_token_ids(torch.arange(10), 0.2)]
@@ -30,6 +52,46 @@ def split_token_ids(ids: torch.Tensor, val_ratio: float) -> tuple[torch.Tensor, 
     """
     cut, _ = split_sizes(int(ids.numel()), val_ratio)
     return ids[:cut], ids[cut:]
+
+
+def split_corpus(text: str, tokenizer: Any, val_ratio: float, how: str = "tokens") -> TokenSplit:
+    """A corpus text as training and validation ids, cut by ``how``:
+
+    - ``"tokens"`` (the lab's default): tokenize the whole text, hold out the last ``val_ratio`` of the ids;
+    - ``"characters"`` (the book's §5.1): cut the text at ``1 - val_ratio`` of its characters
+      (:func:`core.book.split_text`) and tokenize the two halves apart, so a word at the cut may split in two.
+
+    ``<|endoftext|>`` is allowed as its special id in both.
+
+    Example:
+        >>> from core.tokenizers import get_tokenizer
+        >>> split_corpus("a b c d e f g h i j", get_tokenizer("gpt2"), 0.2, "characters").sizes
+        (8, 2)
+    """
+    if how not in SPLITS:
+        raise LabError(f"split must be one of {', '.join(SPLITS)}, got {how!r}; 'characters' is the book's.")
+
+    def encode(part: str) -> torch.Tensor:
+        return torch.tensor(tokenizer.encode(part, allowed_special={ENDOFTEXT}), dtype=torch.long)
+
+    if how == "tokens":
+        return TokenSplit(*split_token_ids(encode(text), val_ratio), how="tokens")
+    cut = int((1.0 - val_ratio) * len(text))
+    return TokenSplit(encode(text[:cut]), encode(text[cut:]), how="characters")
+
+
+def train_val_ids(token_ids: Any, settings: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """What a run trains and validates on: a :class:`TokenSplit` as it is (cut the way ``settings.split``
+    says), or plain ids split by tokens."""
+    if isinstance(token_ids, TokenSplit):
+        if token_ids.how != settings.split:
+            raise LabError(f"The corpus was split by {token_ids.how} but the settings say split={settings.split!r}; "
+                           "split it with split_corpus(text, tokenizer, val_ratio, settings.split).")
+        return as_token_ids(token_ids.train), as_token_ids(token_ids.val)
+    if settings.split != "tokens":
+        raise LabError("split='characters' cuts the text, not its ids: pass "
+                       "core.train_data.split_corpus(text, tokenizer, val_ratio, 'characters') as the token ids.")
+    return split_token_ids(as_token_ids(token_ids), settings.val_ratio)
 
 
 def batch_indices(step_index: int, n_windows: int, batch_size: int, seed: int) -> torch.Tensor:

@@ -72,11 +72,13 @@ def split_sizes(n_tokens: int, val_ratio: float) -> tuple[int, int]:
     return train, n_tokens - train
 
 
-def plan_data(n_tokens: int, cfg: GPTConfig, settings: TrainSettings) -> DataPlan:
+def plan_data(n_tokens: int, cfg: GPTConfig, settings: TrainSettings,
+              sizes: tuple[int, int] | None = None) -> DataPlan:
     """How a corpus of ``n_tokens`` tokens feeds a run with ``cfg`` and ``settings``.
 
-    The last ``val_ratio`` of the tokens is held out; training windows start every ``stride`` tokens (default:
-    the context length, so they do not overlap); validation windows never overlap, so every held-out token is
+    The last ``val_ratio`` of the tokens is held out (with ``sizes``: the (training, validation) token counts of
+    a corpus split another way, e.g. the book's character split); training windows start every ``stride`` tokens
+    (default: the context length, so they do not overlap); validation windows never overlap, so every held-out token is
     scored once; an epoch is ``train_windows // batch_size`` steps.
 
     Example:
@@ -86,7 +88,7 @@ def plan_data(n_tokens: int, cfg: GPTConfig, settings: TrainSettings) -> DataPla
     """
     ctx = settings.context_length or cfg.context_length
     stride = settings.stride or ctx
-    train, val = split_sizes(n_tokens, settings.val_ratio)
+    train, val = sizes if sizes is not None else split_sizes(n_tokens, settings.val_ratio)
     windows = window_count(train, ctx, stride)
     problems = []
     if ctx > cfg.context_length:

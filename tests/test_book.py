@@ -216,7 +216,37 @@ def test_the_books_character_split_of_the_verdict(shared_data, tokenizer):
     assert train_data + val_data == text and len(train_data) == int(0.9 * len(text))
     assert (len(tokenizer.encode(train_data)), len(tokenizer.encode(val_data))) == (4612, 534)  # the book's cut
     ids = torch.tensor(tokenizer.encode(text))
-    assert [len(part) for part in split_token_ids(ids, 0.1)] == [4630, 515]  # the lab's trainer's cut
+    assert [len(part) for part in split_token_ids(ids, 0.1)] == [4630, 515]  # the lab's default cut
+
+
+def test_the_trainer_and_the_preflight_take_the_books_split(shared_data, tokenizer):
+    """split="characters" (the page's "the text's characters") trains on the book's 4,612 / 534 tokens."""
+    from core.config import GPTConfig
+    from core.preflight import preflight_numbers
+    from core.train import Trainer, TrainSettings
+    from core.train_data import split_corpus
+
+    path = shared_data / "the-verdict.txt"
+    if not path.is_file():
+        pytest.skip("the-verdict.txt is not in the shared data folder")
+    text = path.read_text(encoding="utf-8")
+    cfg = GPTConfig.preset("tiny").replace(context_length=256)
+    book = TrainSettings(max_steps=1, batch_size=2, split="characters", eval_batches=1, sample_tokens=0)
+    data = split_corpus(text, tokenizer, book.val_ratio, book.split)
+    assert data.sizes == (4612, 534)
+    trainer = Trainer(cfg, book, data, check_memory=False)
+    assert (trainer.corpus["train_tokens"], trainer.corpus["val_tokens"]) == (4612, 534)
+    assert (trainer.corpus["train_windows"], trainer.corpus["val_windows"]) == (18, 2)  # the book's 9 + 2 batches
+    num = preflight_numbers(len(data), cfg, book, data.sizes)
+    assert (num["train_tokens"], num["val_tokens"], num["train_windows"]) == (4612, 534, 18)
+    lab = Trainer(cfg, book.replace(split="tokens"), split_corpus(text, tokenizer, 0.1), check_memory=False)
+    assert (lab.corpus["train_tokens"], lab.corpus["val_tokens"]) == (4630, 515)
+    with pytest.raises(LabError, match="cuts the text, not its ids"):
+        Trainer(cfg, book, tokenizer.encode(text), check_memory=False)
+    with pytest.raises(LabError, match="split by characters but the settings say split='tokens'"):
+        Trainer(cfg, book.replace(split="tokens"), data, check_memory=False)
+    with pytest.raises(LabError, match="split must be one of tokens, characters"):
+        TrainSettings(split="words")
 
 
 def test_the_books_batch_order_comes_from_the_global_seed(tokenizer):

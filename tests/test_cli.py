@@ -106,6 +106,24 @@ def test_pretrain_without_corpus_trains_on_the_built_in_stories(tmp_path, capsys
     assert json.loads((runs / "b" / "run.json").read_text())["corpus"]["source"] == "builtin-corpus"
 
 
+def test_pretrain_split_characters_cuts_the_text_as_the_book_and_resumes_with_it(tmp_path, capsys):
+    from core.datasets import load_corpus
+    from core.tokenizers import get_tokenizer
+    from core.train_data import split_corpus
+
+    runs = tmp_path / "runs"
+    small = ["--preset", "tiny", "--context-length", "16", "--emb-dim", "16", "--n-layers", "1", "--n-heads", "2",
+             "--batch-size", "2", "--runs-dir", str(runs), "--run-id", "c", "--quiet"]
+    assert main(["pretrain", *small, "--steps", "2", "--split", "characters"]) == 0
+    record = json.loads((runs / "c" / "run.json").read_text())
+    book = split_corpus(load_corpus("builtin-corpus"), get_tokenizer("gpt2"), 0.1, "characters")
+    assert record["settings"]["split"] == "characters"
+    assert (record["corpus"]["train_tokens"], record["corpus"]["val_tokens"]) == book.sizes
+    assert book.sizes != split_corpus(load_corpus("builtin-corpus"), get_tokenizer("gpt2"), 0.1).sizes
+    assert main(["pretrain", "--resume", "--run-id", "c", "--runs-dir", str(runs), "--steps", "3", "--quiet"]) == 0
+    assert json.loads((runs / "c" / "run.json").read_text())["checkpoint_step"] == 3  # the same corpus, recognised
+
+
 @pytest.mark.parametrize(
     "argv, expected",
     [

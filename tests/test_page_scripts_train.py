@@ -52,6 +52,9 @@ def test_pretrain_preflight_matches_the_page_and_the_gpt2_panel_shows_the_mappin
     changed = assert_preflight_matches(at, tmp_path)
     assert changed["Training windows"] != first["Training windows"]
     assert changed["Training memory"] != first["Training memory"]
+    at.radio(key="pt_split").set_value("characters").run()  # the book's §5.1 cut, by the text's characters
+    assert "split='characters'" in at.session_state[SCRIPT_TEXT + "pretrain"]
+    assert_preflight_matches(at, tmp_path)
 
     from core.hf_gpt2 import gpt2_state_from_hf, load_hf_gpt2
 

@@ -15,7 +15,7 @@ from core.train_config import TrainSettings
 # The settings the Pretraining page sets itself; any other TrainSettings field is written only when it differs
 # from its default.
 PAGE_SETTINGS = ("max_steps", "batch_size", "lr", "warmup_steps", "eval_every", "sample_every", "seed",
-                 "val_ratio", "sample_prompt")
+                 "val_ratio", "split", "sample_prompt")
 
 FORMATS = '''
 from core.formatting import fmt_loss, format_bytes, format_si  # the page's number formats
@@ -49,7 +49,7 @@ def _settings_lines(train: Any) -> str:
 
 PREFLIGHT = """
 # The pre-flight check: the same numbers the trainer checks its data with
-num = preflight_numbers(len(ids), cfg, SETTINGS)
+num = preflight_numbers(len(ids), cfg, SETTINGS, ids.sizes)
 print(f"Parameters: {format_si(total_parameters(cfg))}")
 print(f"Training memory: {format_bytes(estimate_training_memory(cfg, SETTINGS)['total_bytes'])}")
 print(f"Corpus tokens: {len(ids):,}")
@@ -86,8 +86,7 @@ print(f"Train loss (unrounded): {train_loss!r}")
 print(f"Val loss (unrounded): {(vals[-1] if vals else None)!r}")
 
 # §5.1: the book's calc_loss_loader on the held-out windows (side by side, in order) gives the same val loss
-_, val_ids = split_token_ids(torch.tensor(ids), SETTINGS.val_ratio)
-val_loader = create_dataloader(val_ids, batch_size=SETTINGS.batch_size, max_length=trainer.context,
+val_loader = create_dataloader(ids.val, batch_size=SETTINGS.batch_size, max_length=trainer.context,
                                stride=trainer.context, shuffle=False, drop_last=False)
 trainer.model.eval()
 book_val = calc_loss_loader(val_loader, trainer.model, trainer.device, num_batches=SETTINGS.eval_batches)
@@ -104,27 +103,26 @@ def pretrain_script(s: dict[str, Any]) -> tuple[str, str]:
     kept = "str(store_corpus(TEXT))" if own else lit(source)  # own text: kept in the data folder, to resume
     head = f"""import sys
 
-import torch
-
 from core.book import GPT_CONFIG_124M, calc_loss_loader
 from core.config import GPTConfig
 from core.data import create_dataloader
 from core.model_spec import default_runs_dir
 from core.preflight import preflight_numbers
-from core.pretrain_job import encode_corpus{store}
+from core.pretrain_job import training_ids{store}
 from core.runs import default_run_id
 from core.stats import total_parameters
 from core.tokenizers import get_tokenizer
-from core.train import TrainSettings, estimate_training_memory, make_trainer, split_token_ids
+from core.train import TrainSettings, estimate_training_memory, make_trainer
 
 # §4.1: the model, as the book's GPT_CONFIG_124M with the page's sizes
 {_config_lines(config)}cfg = GPTConfig.from_dict(GPT_CONFIG)
 
 # §5.2 and appendix D: how to train (the page's settings; warmup, cosine decay and clipping are appendix D's)
 {_settings_lines(train)}
-# §2.5 and §5.1: the corpus as GPT-2 token ids; the end val_ratio of the tokens is held out for validation
+# §2.5 and §5.1: the corpus as GPT-2 token ids; the end val_ratio is held out for validation, cut from the token
+# ids (split="tokens") or, as the book does, from the text's characters (split="characters")
 {_text_lines({"source": source, "text": s.get("text", "")})}tokenizer = get_tokenizer("gpt2")
-ids = encode_corpus(TEXT, tokenizer)  # <|endoftext|> allowed as its special id
+ids = training_ids(TEXT, tokenizer, SETTINGS)  # .train and .val ids; <|endoftext|> allowed as its special id
 CORPUS = {{"title": {lit(title)}, "source": {kept}}}
 """
     body = head + FORMATS + PREFLIGHT + TRAINING
