@@ -26,8 +26,10 @@ from core.model_spec import default_runs_dir
 from ui import state
 
 log = logging.getLogger("llm_scratch_lab")
-POLL_S = 3.0  # seconds between polls of a running job's numbers (each redraw costs the browser CPU)
-SLOW_POLL_S = 9.0  # … of its charts
+# Each fragment rerun costs the browser ~0.1 s of CPU whatever it re-sends (Streamlit re-renders the app around
+# it), and a chart redraw as much again; on a shared CPU that is taken from the training (bench/dashboard_cpu.py).
+POLL_S = 5.0  # seconds between polls of a running job's numbers
+SLOW_POLL_S = 15.0  # … of its charts
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,8 @@ def run_dashboard() -> None:
 
     Live, two fragments poll the job: the progress and numbers every POLL_S seconds, the chart and samples
     every SLOW_POLL_S; the chart's controls and the Stop button sit between them, outside, so a poll re-sends
-    only what can have changed (each element re-sent costs the browser work, taken from the training on a shared
-    CPU; bench/dashboard_browser.py measures it).
+    only what can have changed. Each rerun costs the browser ~0.1 s of CPU, taken from the training on a shared CPU,
+    so the polls are slow (bench/dashboard_cpu.py and bench/dashboard_browser.py measure it).
     """
     rid = current_run_id()
     if rid is None:

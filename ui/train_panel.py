@@ -2,8 +2,8 @@
 
 Only Streamlit panels live here; every decision is in ``core`` (:mod:`core.pretrain_job` starts and resumes runs,
 :mod:`core.run_view` says what the dashboard shows, :mod:`core.preflight` gives the pre-flight numbers).
-Panels here: corpus / model / settings controls, the pre-flight panel and Start; the live dashboard (an
-  ``st.fragment(run_every=1.0)`` that polls the job while it runs), the runs table, the GPT-2 weights section and
+Panels here: corpus / model / settings controls, the pre-flight panel and Start; the live dashboard (two
+  ``st.fragment`` that poll the job while it runs, ``ui.job_panel``), the runs table, the GPT-2 weights section and
   the book's "Every effort moves you" check.
 
 Training runs in a :mod:`core.jobs` thread that never touches Streamlit; the page only reads snapshots. The job
