@@ -4,8 +4,9 @@ The throughput pairs of ``bench/dashboard_browser.py`` move by ±15 % on this ma
 dashboard designs a few per cent apart. This counts the work itself instead: one long ``mini`` run starts from the
 Pretraining page, then for ``--window`` seconds the tab stays on the page (the dashboard polls), then for as long
 on the Start page (nothing polls). Over each window it sums, from ``/proc``, the CPU time of every chromium
-process and of the server's threads by name (``ScriptRunner…`` threads run the page and its fragments; the
-training is the job thread and the OpenMP workers). The peer is the same window with the tab away.
+process and of the server, split into its busiest threads (one per core: the training job and its OpenMP
+workers) and the rest (page and fragment reruns, whose threads come and go, and the event loop). The peer is the
+same window with the tab away.
 
 Usage (about 3 minutes; nothing else should run meanwhile):
     python bench/dashboard_cpu.py [--window 45] [--preset mini] [--profile stacks.txt]
@@ -50,12 +51,10 @@ def chromium_ticks() -> int:
     return total
 
 
-def server_ticks(pid: int) -> dict[str, int]:
-    """The server process's CPU ticks in all (dead threads included) and by live thread id."""
-    out = {"total": _ticks(Path(f"/proc/{pid}/stat"))}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        out[task.name] = _ticks(task / "stat")
-    return out
+def server_ticks(pid: int) -> tuple[int, dict[str, int]]:
+    """The server process's CPU ticks in all (dead threads included), and by live thread id."""
+    threads = {task.name: _ticks(task / "stat") for task in Path(f"/proc/{pid}/task").iterdir()}
+    return _ticks(Path(f"/proc/{pid}/stat")), threads
 
 
 def _server_pid(port: int) -> int:
@@ -74,14 +73,14 @@ def _server_pid(port: int) -> int:
 def window(pid: int, seconds: float, training: int) -> dict[str, float]:
     """Cores used (CPU seconds ÷ wall seconds) over ``seconds``: chromium; the server's ``training`` busiest
     threads (the job thread and its OpenMP workers); the rest of the server (page and fragment reruns, tornado)."""
-    c0, s0, t0 = chromium_ticks(), server_ticks(pid), time.perf_counter()
+    c0, (total0, threads0), t0 = chromium_ticks(), server_ticks(pid), time.perf_counter()
     time.sleep(seconds)
-    c1, s1, t1 = chromium_ticks(), server_ticks(pid), time.perf_counter()
+    c1, (total1, threads1), t1 = chromium_ticks(), server_ticks(pid), time.perf_counter()
     wall = t1 - t0
-    threads = sorted((s1[t] - s0.get(t, 0) for t in s1 if t != "total"), reverse=True)
-    train = sum(threads[:training])
+    busiest = sorted((n - threads0.get(tid, 0) for tid, n in threads1.items()), reverse=True)
+    train = sum(busiest[:training])
     return {"chromium": (c1 - c0) / TICK / wall, "server: training threads": train / TICK / wall,
-            "server: everything else": (s1["total"] - s0["total"] - train) / TICK / wall}
+            "server: everything else": (total1 - total0 - train) / TICK / wall}
 
 
 def measure(seconds: float, preset: str = "mini", profile: Path | None = None) -> dict[str, dict[str, float]]:
